@@ -1,0 +1,41 @@
+# Everything goes through .venv so a fresh clone needs only python3.11 and make.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP_DEV := $(VENV)/.installed-dev
+STAMP_DEMO := $(VENV)/.installed-demo
+DEMO_DB ?= $(CURDIR)/demo.sqlite
+DEMO_ORDERS ?= 20000
+N ?= 1000000
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP_DEMO): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[demo]'
+	touch $@
+
+$(STAMP_DEV): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP_DEMO)
+
+demo: $(STAMP_DEMO)
+	@test -f $(DEMO_DB) || $(BIN)/pulse --db sqlite:///$(DEMO_DB) demo seed --orders $(DEMO_ORDERS) --seed 42
+	$(BIN)/pulse --db sqlite:///$(DEMO_DB) --as demo
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check pulse_tui tests benchmarks
+	$(BIN)/ruff format --check pulse_tui tests benchmarks
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(STAMP_DEV)
+	$(PY) -m benchmarks.run --orders $(N)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

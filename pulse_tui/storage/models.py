@@ -1,0 +1,236 @@
+"""The schema: SQLModel tables for ARCHITECTURE.md's data model.
+
+No business rules live here. Money columns are integer minor units with the
+currency beside them; statuses are stored as their string values.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Operator(SQLModel, table=True):
+    __tablename__ = "operators"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(unique=True, index=True)
+    display_name: str
+    role: str  # domain.permissions.Role value
+    unix_user: str | None = Field(default=None, unique=True)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    email: str = Field(index=True)
+    phone: str | None = None
+    company: str | None = None
+    locale: str = "en_US"
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Address(SQLModel, table=True):
+    __tablename__ = "addresses"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customers.id", index=True)
+    kind: str  # billing | shipping
+    name: str
+    line1: str
+    line2: str | None = None
+    city: str
+    postal_code: str | None = None
+    region: str | None = None
+    country: str  # ISO 3166-1 alpha-2
+
+
+class Product(SQLModel, table=True):
+    __tablename__ = "products"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sku: str = Field(unique=True, index=True)
+    name: str
+    kind: str = "physical"  # physical | digital
+    unit_price: int  # minor units
+    currency: str
+    tax_rate_bp: int = 0
+    stock_on_hand: int = 0
+    stock_reserved: int = 0
+    active: bool = True
+
+
+class Order(SQLModel, table=True):
+    __tablename__ = "orders"
+    __table_args__ = (
+        # ids ascend with placed_at, so "newest first" is id order: every list
+        # index ends in id for keyset pagination.
+        Index("ix_orders_placed", "placed_at", "id"),
+        Index("ix_orders_status", "status", "id"),
+        Index("ix_orders_payment", "payment_status", "id"),
+        Index("ix_orders_fulfillment", "fulfillment_status", "id"),
+        Index("ix_orders_customer", "customer_id", "id"),
+        Index("ix_orders_country", "country", "id"),
+        Index("ix_orders_total", "total", "id"),
+        Index("ix_orders_hold", "on_hold", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True)
+    customer_id: int = Field(foreign_key="customers.id")
+    status: str
+    payment_status: str
+    fulfillment_status: str
+    currency: str
+    tax_inclusive: bool = False
+    subtotal: int = 0
+    discount: int = 0
+    shipping: int = 0
+    tax: int = 0
+    total: int = 0
+    paid: int = 0
+    refunded: int = 0
+    placed_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    country: str  # shipping country, ISO 3166-1 alpha-2 (filterable)
+    billing_address: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    shipping_address: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    on_hold: bool = False
+    hold_reason: str | None = None
+    cancel_reason: str | None = None
+    has_physical: bool = True
+    item_count: int = 0  # units, for the list's items summary
+    version: int = 1  # optimistic locking: every write bumps it
+
+
+class OrderTag(SQLModel, table=True):
+    __tablename__ = "order_tags"
+    __table_args__ = (Index("ix_order_tags_tag", "tag", "order_id"),)
+
+    order_id: int = Field(foreign_key="orders.id", primary_key=True)
+    tag: str = Field(primary_key=True)
+
+
+class OrderLine(SQLModel, table=True):
+    __tablename__ = "order_lines"
+    __table_args__ = (Index("ix_order_lines_sku", "sku", "order_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    product_id: int = Field(foreign_key="products.id")
+    sku: str
+    name: str
+    kind: str = "physical"
+    quantity: int
+    unit_price: int
+    tax_rate_bp: int = 0
+    discount: int = 0
+    tax: int = 0
+    line_total: int = 0
+    qty_fulfilled: int = 0
+    qty_returned: int = 0
+    qty_refunded: int = 0
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    gateway: str  # stripe | paypal | bank_transfer | crypto | manual
+    method: str  # card | wallet | bank_transfer | crypto
+    gateway_ref: str | None = Field(default=None, index=True)
+    status: str  # domain PaymentStatus value
+    currency: str
+    amount: int
+    captured: int = 0
+    refunded: int = 0
+    card_brand: str | None = None
+    card_last4: str | None = None
+    wallet: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    last_synced_at: datetime | None = None
+
+
+class Refund(SQLModel, table=True):
+    __tablename__ = "refunds"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    payment_id: int | None = Field(default=None, foreign_key="payments.id")
+    amount: int
+    currency: str
+    reason: str
+    status: str  # requested | approved | pending | succeeded | failed | cancelled
+    idempotency_key: str = Field(unique=True)
+    gateway_ref: str | None = None
+    lines: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    failure_reason: str | None = None
+    created_by: str
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Shipment(SQLModel, table=True):
+    __tablename__ = "shipments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    carrier: str
+    tracking_number: str = Field(index=True)
+    status: str = "shipped"  # shipped | delivered
+    shipped_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None
+    lines: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class OrderEvent(SQLModel, table=True):
+    __tablename__ = "order_events"
+    __table_args__ = (Index("ix_order_events_order", "order_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id")
+    at: datetime = Field(default_factory=utcnow)
+    kind: str
+    actor: str
+    message: str
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class OrderCount(SQLModel, table=True):
+    """Per-status order counts maintained by SQLite triggers (see migration).
+
+    Keys: every OrderStatus value, "all" and "on_hold". A naive GROUP BY over a
+    million orders costs ~50 ms; reading this table costs microseconds.
+    """
+
+    __tablename__ = "order_counts"
+    __table_args__ = (UniqueConstraint("key"),)
+
+    key: str = Field(primary_key=True)
+    n: int = 0
