@@ -208,13 +208,16 @@ def parse_query(text: str, now: datetime, base: OrderFilter | None = None) -> Or
             continue
         if not val:
             raise FilterError(f"{key}: needs a value")
-        f = _apply(f, name, val, now)
+        f = apply_term(f, name, val, now)
     if free:
         f = f.with_(text=" ".join(free))
     return f
 
 
-def _apply(f: OrderFilter, name: str, val: str, now: datetime) -> OrderFilter:
+def apply_term(f: OrderFilter, name: str, val: str, now: datetime) -> OrderFilter:
+    """Apply one `name:value` term (name as in the query language, e.g. "status",
+    "pay", "placed") — the CLI options use this too, so both doors parse alike."""
+    name = _ALIASES.get(name, name)
     if name == "status":
         return f.with_(statuses=_enum_values(OrderStatus, val, "status"))
     if name == "pay":
