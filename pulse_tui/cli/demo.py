@@ -1,0 +1,74 @@
+"""`pulse demo seed`: fill an empty database with realistic demo orders."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from typing import Annotated, Any
+
+import typer
+
+from pulse_tui.services.errors import ServiceError
+
+from .app_context import state
+from .output import err_console, print_json, result_line
+
+app = typer.Typer(help="Demo data.", no_args_is_help=True)
+
+ProgressFn = Callable[..., None]
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[ProgressFn | None]:
+    """A Rich progress bar on stderr when stderr is a terminal; silent otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("seeding orders", total=total)
+
+        def update(done: int, total_: int | None = None, *_: Any, **__: Any) -> None:
+            bar.update(task, completed=done, total=total_ or total)
+
+        yield update
+
+
+@app.command("seed")
+def seed(
+    ctx: typer.Context,
+    orders: Annotated[int, typer.Option("--orders", min=1, help="How many orders.")] = 20_000,
+    seed_: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 42,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Seed an empty database (creates the `demo` admin operator). No operator needed."""
+    try:
+        from pulse_tui.services import demo as demo_service
+    except ImportError as exc:
+        if (exc.name or "").startswith("faker"):
+            raise ServiceError(
+                "demo data needs the demo extra: pip install 'pulse-tui[demo]'"
+            ) from None
+        raise ServiceError(f"demo data is not available in this build: {exc}") from None
+    engine = state(ctx).engine()
+    with _progress(orders) as progress:
+        summary = demo_service.seed(engine, orders=orders, seed=seed_, progress=progress)
+    data = asdict(summary) if is_dataclass(summary) else dict(vars(summary))
+    if as_json:
+        print_json(data)
+    else:
+        result_line(
+            f"seeded {data['orders']:,} orders, {data['customers']:,} customers, "
+            f"{data['products']:,} products, {data['lines']:,} lines "
+            f"in {data['seconds']:.1f} s (operator: demo)"
+        )
