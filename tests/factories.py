@@ -131,7 +131,7 @@ def build_small_db(path: Path, clock: FrozenClock | None = None) -> Engine:
     engine = new_engine(path)
     add_operators(engine)
     add_catalog(engine)
-    d = desk(engine, ADMIN, clock or FrozenClock(START - timedelta(days=30), timedelta(hours=7)))
+    d = desk(engine, ADMIN, clock or FrozenClock(START - timedelta(days=32), timedelta(hours=3)))
     plans = [
         (2, (("MUG-BLUE", 2), ("TEE-M", 1)), "EUR", "DE"),
         (1, (("CAP-RED", 1),), "USD", "US"),
@@ -145,6 +145,9 @@ def build_small_db(path: Path, clock: FrozenClock | None = None) -> Engine:
         for cust, lines, cur, country in plans:
             n += 1
             o = place(d, cust, lines, cur, country, shipping=0 if cur == "JPY" else 495)
+            if n % 5 == 0:
+                d.orders.add_note(o.number, "Customer asked for gift wrap")
+                d.orders.tag(o.number, ["vip"])
             step = (n + rnd) % 6
             if step == 0:
                 continue  # pending, unpaid
@@ -167,7 +170,4 @@ def build_small_db(path: Path, clock: FrozenClock | None = None) -> Engine:
                     d.orders.ship(o.number, carrier="DHL", tracking=f"JD{n:010d}")
                 if step == 4 or not o.has_physical:
                     d.orders.deliver(o.number)
-            if n % 5 == 0:
-                d.orders.add_note(o.number, "Customer asked for gift wrap")
-                d.orders.tag(o.number, ["vip"])
     return engine

@@ -12,6 +12,8 @@ import shlex
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import TypeVar
 
 from dateutil.parser import ParserError
 from dateutil.parser import parse as parse_dt
@@ -126,6 +128,8 @@ def parse_date_range(text: str, now: datetime) -> tuple[datetime | None, datetim
         return now - delta, None
     if ".." in t:
         a, b = t.split("..", 1)
+        if not a.strip() and not b.strip():
+            raise FilterError(f"date range needs a start or an end: {text!r}")
         start = _day(a, text) if a.strip() else None
         end = _day(b, text) if b.strip() else None
         if start and end and end < start:
@@ -175,14 +179,17 @@ _ALIASES = {
 _TOTAL_RE = re.compile(r"^(>=|<=|>|<|=)?\s*(\d+(?:\.\d+)?)$")
 
 
-def _enum_values(kind: type, raw: str, label: str) -> tuple:  # type: ignore[type-arg]
-    out = []
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _enum_values(kind: type[_E], raw: str, label: str) -> tuple[_E, ...]:
+    out: list[_E] = []
     for v in raw.split(","):
         v = v.strip().lower()
         try:
             out.append(kind(v))
         except ValueError:
-            allowed = ", ".join(m.value for m in kind)  # type: ignore[attr-defined]
+            allowed = ", ".join(m.value for m in kind)
             raise FilterError(f"unknown {label} {v!r} (one of: {allowed})") from None
     return tuple(out)
 
@@ -256,6 +263,8 @@ def apply_term(f: OrderFilter, name: str, val: str, now: datetime) -> OrderFilte
 def _apply_total(f: OrderFilter, val: str) -> OrderFilter:
     if ".." in val:
         a, b = val.split("..", 1)
+        if not a.strip() and not b.strip():
+            raise FilterError(f"total range needs a start or an end: {val!r}")
         lo = _amount(a, val) if a else None
         hi = _amount(b, val) if b else None
         if lo is not None and hi is not None and hi < lo:
@@ -265,6 +274,8 @@ def _apply_total(f: OrderFilter, val: str) -> OrderFilter:
     if not m:
         raise FilterError(f"bad total {val!r}: use e.g. total:>100, total:<=50, total:10..20")
     op, amount = m.group(1) or "=", Decimal(m.group(2))
+    if amount.adjusted() > 15:
+        raise FilterError(f"bad total {val!r}: too large")
     if op in (">", ">="):
         return f.with_(total_min=amount, total_min_strict=op == ">")
     if op in ("<", "<="):
@@ -277,6 +288,9 @@ def _amount(text: str, whole: str) -> Decimal:
         d = Decimal(text.strip())
     except InvalidOperation:
         raise FilterError(f"bad total {whole!r}") from None
+    # NaN/Infinity would blow up in comparisons or SQL; huge exponents too.
+    if not d.is_finite() or d.adjusted() > 15:
+        raise FilterError(f"bad total {whole!r}")
     if d < 0:
         raise FilterError("total cannot be negative")
     return d

@@ -66,6 +66,9 @@ class Money:
         Refuses more decimals than the currency has rather than rounding
         silently: "10.005 USD" is a typo, not a price.
         """
+        if isinstance(text, float | bool):
+            # A float is already inexact (0.1 is not 1/10): refuse it outright.
+            raise MoneyError(f"amounts must be text, Decimal or int, not {type(text).__name__}")
         cur = normalize_currency(currency)
         exp = exponent(cur)
         try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-_DIGIT_RUN_RE = re.compile(r"(?:\d[ -]?){13,19}")
+# A run of digit groups joined by single spaces or dashes ("4111 1111-1111 1111").
+_DIGIT_RUN_RE = re.compile(r"\d+(?:[ -]\d+)*")
+_GROUP_RE = re.compile(r"\d+")
 MAX_NOTE = 2000
 
 
@@ -22,12 +24,30 @@ def luhn_valid(digits: str) -> bool:
 
 def contains_card_number(text: str) -> bool:
     """True when text holds something that looks like a full card number:
-    13–19 digits (spaces or dashes allowed between) passing the Luhn check."""
+    13–19 digits, written as one block or in groups starting with a group of
+    four ("4111 1111 1111 1111", "3782 822463 10005"), passing the Luhn check.
+
+    Digits are never cut out of the middle of a group, so order numbers,
+    tracking numbers and long references are not mistaken for cards; a run
+    written after "+" is a phone number (E.164), and no card starts with 0.
+    """
     for m in _DIGIT_RUN_RE.finditer(text):
-        digits = re.sub(r"\D", "", m.group())
-        for length in range(19, 12, -1):
-            for start in range(0, len(digits) - length + 1):
-                if luhn_valid(digits[start : start + length]):
+        if text[: m.start()].rstrip(" (").endswith("+"):
+            continue
+        groups = _GROUP_RE.findall(m.group())
+        for i, first in enumerate(groups):
+            if first.startswith("0"):
+                continue
+            if len(first) != 4:
+                if 13 <= len(first) <= 19 and luhn_valid(first):
+                    return True
+                continue
+            digits = first
+            for nxt in groups[i + 1 :]:
+                digits += nxt
+                if len(digits) > 19:
+                    break
+                if len(digits) >= 13 and luhn_valid(digits):
                     return True
     return False
 

@@ -12,6 +12,7 @@ import getpass
 import re
 
 from sqlalchemy import Engine, func, select
+from sqlmodel import col
 
 from pulse_tui.domain.permissions import Permission, Role
 from pulse_tui.storage.db import read_session, write_session
@@ -38,17 +39,21 @@ def os_user() -> str | None:
 
 def resolve_actor(engine: Engine, requested: str | None, unix_user: str | None = None) -> Actor:
     """Find the acting operator or raise Denied with a message that says what to do."""
+    # usernames are stored lower-case (see OperatorService.add)
+    requested = (requested or "").strip().lower() or None
     with read_session(engine) as s:
         if requested:
             op = s.execute(
-                select(Operator).where(Operator.username == requested)
+                select(Operator).where(col(Operator.username) == requested)
             ).scalar_one_or_none()
             if op is None:
                 raise Denied(f"unknown operator {requested!r} (see `pulse operators list`)")
         else:
             user = unix_user if unix_user is not None else os_user()
             op = (
-                s.execute(select(Operator).where(Operator.unix_user == user)).scalar_one_or_none()
+                s.execute(
+                    select(Operator).where(col(Operator.unix_user) == user)
+                ).scalar_one_or_none()
                 if user
                 else None
             )
@@ -76,9 +81,9 @@ class OperatorService:
         """Admins. Every operator, by username."""
         self.ctx.actor.require(Permission.OPERATORS, "list operators")
         with read_session(self.ctx.engine) as s:
-            stmt = select(Operator).order_by(Operator.username)
+            stmt = select(Operator).order_by(col(Operator.username))
             if not include_inactive:
-                stmt = stmt.where(Operator.active)
+                stmt = stmt.where(col(Operator.active))
             return list(s.execute(stmt).scalars())
 
     def add(
@@ -107,11 +112,11 @@ class OperatorService:
         with write_session(self.ctx.engine) as s:
             if bootstrap and s.execute(select(func.count()).select_from(Operator)).scalar_one():
                 raise Denied("operators exist already: act as an admin to add more")
-            if s.execute(select(Operator).where(Operator.username == name)).first():
+            if s.execute(select(Operator).where(col(Operator.username) == name)).first():
                 raise Conflict(f"operator {name!r} exists already")
             if (
                 unix_user
-                and s.execute(select(Operator).where(Operator.unix_user == unix_user)).first()
+                and s.execute(select(Operator).where(col(Operator.unix_user) == unix_user)).first()
             ):
                 raise Conflict(f"OS user {unix_user!r} is mapped to another operator")
             op = Operator(
@@ -140,7 +145,9 @@ class OperatorService:
         self.ctx.actor.require(Permission.OPERATORS, "disable operators")
         name = username.strip().lower()
         with write_session(self.ctx.engine) as s:
-            op = s.execute(select(Operator).where(Operator.username == name)).scalar_one_or_none()
+            op = s.execute(
+                select(Operator).where(col(Operator.username) == name)
+            ).scalar_one_or_none()
             if op is None:
                 raise NotFound(f"no operator {username!r}")
             if not active and name == self.ctx.actor.username:
@@ -163,7 +170,7 @@ class OperatorService:
         """Demo mode: make sure an admin called ``demo`` exists."""
         with write_session(self.ctx.engine) as s:
             op = s.execute(
-                select(Operator).where(Operator.username == DEMO_OPERATOR)
+                select(Operator).where(col(Operator.username) == DEMO_OPERATOR)
             ).scalar_one_or_none()
             if op is None:
                 op = Operator(

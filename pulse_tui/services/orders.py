@@ -12,10 +12,11 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from pulse_tui.domain import status as sm
 from pulse_tui.domain.filters import FilterError, normalize_tag
@@ -106,11 +107,14 @@ class OrderService:
             if order is None:
                 raise NotFound(f"no order {ref}")
             version = order.version if expected_version is None else expected_version
-            res = session.execute(
-                update(Order)
-                .where(Order.id == order.id, Order.version == version)
-                .values(version=Order.version + 1, updated_at=self.ctx.now())
-                .execution_options(synchronize_session=False)
+            res = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(Order)
+                    .where(col(Order.id) == order.id, col(Order.version) == version)
+                    .values(version=col(Order.version) + 1, updated_at=self.ctx.now())
+                    .execution_options(synchronize_session=False)
+                ),
             )
             if res.rowcount != 1:
                 raise Conflict(
@@ -122,9 +126,14 @@ class OrderService:
             before["version"] = version
             yield session, order, before
             session.flush()
-            record_audit(
-                session, self.ctx, action, "order", order.number, before, order_snapshot(order)
-            )
+            after = order_snapshot(order)
+            if "tags" in before:  # the body recorded tags: show them after too
+                after["tags"] = sorted(
+                    session.execute(
+                        select(col(OrderTag.tag)).where(col(OrderTag.order_id) == order.id)
+                    ).scalars()
+                )
+            record_audit(session, self.ctx, action, "order", order.number, before, after)
 
     def _transition_rule(self, order: Order, target: OrderStatus, *, system: bool = False) -> None:
         try:
@@ -192,7 +201,7 @@ class OrderService:
             products = {
                 p.sku: p
                 for p in session.execute(
-                    select(Product).where(Product.sku.in_(list(wanted)))
+                    select(Product).where(col(Product.sku).in_(list(wanted)))
                 ).scalars()
             }
             for sku, qty in wanted.items():
@@ -221,7 +230,7 @@ class OrderService:
             now = self.ctx.now()
             next_id = (
                 session.execute(
-                    select(Order.id).order_by(Order.id.desc()).limit(1)
+                    select(col(Order.id)).order_by(col(Order.id).desc()).limit(1)
                 ).scalar_one_or_none()
                 or 0
             ) + 1
@@ -256,7 +265,7 @@ class OrderService:
                 p = products[sku]
                 session.add(
                     OrderLine(
-                        order_id=order.id,
+                        order_id=_id(order),
                         product_id=p.id,
                         sku=sku,
                         name=p.name,
@@ -283,7 +292,7 @@ class OrderService:
                 session, self.ctx, "order.place", "order", order.number, None, order_snapshot(order)
             )
             session.flush()
-            reindex_orders(session, [order.id])  # type: ignore[list-item]
+            reindex_orders(session, [_id(order)])
             return order
 
     # -- money ---------------------------------------------------------------
@@ -311,7 +320,7 @@ class OrderService:
                 raise RuleViolation(f"{order.number} is already paid")
             s.add(
                 Payment(
-                    order_id=order.id,
+                    order_id=_id(order),
                     gateway=gateway,
                     method=method,
                     gateway_ref=reference,
@@ -376,7 +385,7 @@ class OrderService:
                     p.stock_on_hand = max(0, p.stock_on_hand - qty)
             s.add(
                 Shipment(
-                    order_id=order.id,
+                    order_id=_id(order),
                     carrier=carrier_c,
                     tracking_number=tracking_c,
                     shipped_at=self.ctx.now(),
@@ -394,7 +403,7 @@ class OrderService:
                 {"carrier": carrier_c, "tracking": tracking_c, "lines": shipped},
             )
             s.flush()
-            reindex_orders(s, [order.id])  # type: ignore[list-item]
+            reindex_orders(s, [_id(order)])
             return order
 
     def deliver(self, ref: str | int, *, expected_version: int | None = None) -> Order:
@@ -404,7 +413,9 @@ class OrderService:
         with self._locked(ref, expected_version, "order.deliver") as (s, order, _):
             self._transition_rule(order, OrderStatus.DELIVERED)
             now = self.ctx.now()
-            for sh in s.execute(select(Shipment).where(Shipment.order_id == order.id)).scalars():
+            for sh in s.execute(
+                select(Shipment).where(col(Shipment.order_id) == order.id)
+            ).scalars():
                 if sh.status != "delivered":
                     sh.status, sh.delivered_at = "delivered", now
             for ln in _lines(s, order):
@@ -450,7 +461,7 @@ class OrderService:
                 # against the gateway); the request is committed with the cancel.
                 s.add(
                     Refund(
-                        order_id=order.id,
+                        order_id=_id(order),
                         amount=due,
                         currency=order.currency,
                         reason="cancelled",
@@ -567,14 +578,16 @@ class OrderService:
             raise InvalidInput("name at least one tag to add or remove")
         with self._locked(ref, expected_version, "order.tag") as (s, order, before):
             have = set(
-                s.execute(select(OrderTag.tag).where(OrderTag.order_id == order.id)).scalars()
+                s.execute(
+                    select(col(OrderTag.tag)).where(col(OrderTag.order_id) == order.id)
+                ).scalars()
             )
             added = [t for t in add_n if t not in have]
             removed = [t for t in rem_n if t in have]
             if not added and not removed:
                 raise RuleViolation(f"{order.number}: tags already as asked")
             for t in added:
-                s.add(OrderTag(order_id=order.id, tag=t))  # type: ignore[arg-type]
+                s.add(OrderTag(order_id=_id(order), tag=t))
             for t in removed:
                 tag_row = s.get(OrderTag, (order.id, t))
                 if tag_row is not None:
@@ -592,10 +605,16 @@ class OrderService:
             return order
 
 
+def _id(order: Order) -> int:
+    """The id of a flushed order (SQLModel types it Optional until then)."""
+    assert order.id is not None
+    return order.id
+
+
 def _lines(s: Session, order: Order) -> list[OrderLine]:
     return list(
         s.execute(
-            select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
+            select(OrderLine).where(col(OrderLine.order_id) == order.id).order_by(col(OrderLine.id))
         ).scalars()
     )
 

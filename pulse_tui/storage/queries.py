@@ -8,7 +8,7 @@ costs. Ids ascend with placed time, so "placed" sorting is id order.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from babel.numbers import get_currency_precision, list_currencies
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from pulse_tui.domain.filters import OrderFilter, Sort
 from pulse_tui.domain.status import OrderStatus
@@ -98,49 +99,60 @@ def _total_clause(amount: Decimal, *, lower: bool, strict: bool) -> ColumnElemen
         scaled = amount.scaleb(exp)
         if lower:
             bound = int(scaled.to_integral_value(ROUND_FLOOR))
-            cond = Order.total > bound if strict or scaled != bound else Order.total >= bound
+            cond = (
+                col(Order.total) > bound if strict or scaled != bound else col(Order.total) >= bound
+            )
         else:
             bound = int(scaled.to_integral_value(ROUND_CEILING))
-            cond = Order.total < bound if strict or scaled != bound else Order.total <= bound
-        parts.append(and_(Order.currency.in_(codes), cond))
+            cond = (
+                col(Order.total) < bound if strict or scaled != bound else col(Order.total) <= bound
+            )
+        parts.append(and_(col(Order.currency).in_(codes), cond))
     return or_(*parts)
 
 
 def filter_clauses(session: Session, f: OrderFilter) -> list[ColumnElement[bool]]:
     c: list[ColumnElement[bool]] = []
     if f.statuses:
-        c.append(Order.status.in_([s.value for s in f.statuses]))
+        c.append(col(Order.status).in_([s.value for s in f.statuses]))
     if f.payment_statuses:
-        c.append(Order.payment_status.in_([s.value for s in f.payment_statuses]))
+        c.append(col(Order.payment_status).in_([s.value for s in f.payment_statuses]))
     if f.fulfillment_statuses:
-        c.append(Order.fulfillment_status.in_([s.value for s in f.fulfillment_statuses]))
+        c.append(col(Order.fulfillment_status).in_([s.value for s in f.fulfillment_statuses]))
     if f.placed_from is not None:
-        c.append(Order.placed_at >= f.placed_from)
+        c.append(col(Order.placed_at) >= f.placed_from)
     if f.placed_to is not None:
-        c.append(Order.placed_at < f.placed_to)
+        c.append(col(Order.placed_at) < f.placed_to)
     if f.countries:
-        c.append(Order.country.in_(list(f.countries)))
+        c.append(col(Order.country).in_(list(f.countries)))
     if f.total_min is not None:
         c.append(_total_clause(f.total_min, lower=True, strict=f.total_min_strict))
     if f.total_max is not None:
         c.append(_total_clause(f.total_max, lower=False, strict=f.total_max_strict))
     if f.on_hold is not None:
-        c.append(Order.on_hold == f.on_hold)
+        c.append(col(Order.on_hold) == f.on_hold)
     if f.customer_id is not None:
-        c.append(Order.customer_id == f.customer_id)
+        c.append(col(Order.customer_id) == f.customer_id)
     if f.customer:
         like = f"%{f.customer.lower()}%"
         c.append(
-            Order.customer_id.in_(
-                select(Customer.id).where(
-                    or_(func.lower(Customer.name).like(like), func.lower(Customer.email).like(like))
+            col(Order.customer_id).in_(
+                select(col(Customer.id)).where(
+                    or_(
+                        func.lower(col(Customer.name)).like(like),
+                        func.lower(col(Customer.email)).like(like),
+                    )
                 )
             )
         )
     if f.sku:
-        c.append(Order.id.in_(select(OrderLine.order_id).where(OrderLine.sku == f.sku)))
+        c.append(
+            col(Order.id).in_(select(col(OrderLine.order_id)).where(col(OrderLine.sku) == f.sku))
+        )
     if f.tag:
-        c.append(Order.id.in_(select(OrderTag.order_id).where(OrderTag.tag == f.tag)))
+        c.append(
+            col(Order.id).in_(select(col(OrderTag.order_id)).where(col(OrderTag.tag) == f.tag))
+        )
     if f.text:
         c.append(_text_clause(session, f.text))
     return c
@@ -153,22 +165,29 @@ def _text_clause(session: Session, text_: str) -> ColumnElement[bool]:
             return false()
         from sqlalchemy import text as sql_text
 
-        return Order.id.in_(
+        return col(Order.id).in_(
             select(sql_text("rowid"))
             .select_from(sql_text("order_search"))
             .where(sql_text("order_search MATCH :fts").bindparams(fts=q))
         )
     like = f"%{text_.lower()}%"
     return or_(
-        func.lower(Order.number).like(like),
-        Order.customer_id.in_(
-            select(Customer.id).where(
-                or_(func.lower(Customer.name).like(like), func.lower(Customer.email).like(like))
+        func.lower(col(Order.number)).like(like),
+        col(Order.customer_id).in_(
+            select(col(Customer.id)).where(
+                or_(
+                    func.lower(col(Customer.name)).like(like),
+                    func.lower(col(Customer.email)).like(like),
+                )
             )
         ),
-        Order.id.in_(select(OrderLine.order_id).where(func.lower(OrderLine.sku).like(like))),
-        Order.id.in_(
-            select(Shipment.order_id).where(func.lower(Shipment.tracking_number).like(like))
+        col(Order.id).in_(
+            select(col(OrderLine.order_id)).where(func.lower(col(OrderLine.sku)).like(like))
+        ),
+        col(Order.id).in_(
+            select(col(Shipment.order_id)).where(
+                func.lower(col(Shipment.tracking_number)).like(like)
+            )
         ),
     )
 
@@ -176,8 +195,10 @@ def _text_clause(session: Session, text_: str) -> ColumnElement[bool]:
 # -- list ----------------------------------------------------------------
 
 
-def _sort_column(sort: Sort):  # type: ignore[no-untyped-def]
-    return {"placed": Order.id, "total": Order.total, "status": Order.status}[sort.key]
+def _sort_column(sort: Sort) -> Any:
+    return {"placed": col(Order.id), "total": col(Order.total), "status": col(Order.status)}[
+        sort.key
+    ]
 
 
 def list_orders(
@@ -197,35 +218,42 @@ def list_orders(
     sort = sort or Sort()
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    col = _sort_column(sort)
+    key_col = _sort_column(sort)
     backwards = before is not None
     desc = sort.descending != backwards  # walking backwards flips the order
     conds = filter_clauses(session, f)
     cur = before if backwards else after
     if cur is not None:
         if sort.key == "placed":
-            conds.append(Order.id < cur.id if desc else Order.id > cur.id)
+            conds.append(col(Order.id) < cur.id if desc else col(Order.id) > cur.id)
         elif desc:
-            conds.append(or_(col < cur.value, and_(col == cur.value, Order.id < cur.id)))
+            conds.append(
+                or_(key_col < cur.value, and_(key_col == cur.value, col(Order.id) < cur.id))
+            )
         else:
-            conds.append(or_(col > cur.value, and_(col == cur.value, Order.id > cur.id)))
-    order_by = [col.desc(), Order.id.desc()] if desc else [col.asc(), Order.id.asc()]
+            conds.append(
+                or_(key_col > cur.value, and_(key_col == cur.value, col(Order.id) > cur.id))
+            )
+    order_by = (
+        [key_col.desc(), col(Order.id).desc()] if desc else [key_col.asc(), col(Order.id).asc()]
+    )
     if sort.key == "placed":
         order_by = order_by[1:]
     stmt = (
-        select(Order, Customer.name, Customer.email)
-        .join(Customer, Customer.id == Order.customer_id)
+        select(Order, col(Customer.name), col(Customer.email))
+        .join(Customer, col(Customer.id) == col(Order.customer_id))
         .where(and_(true(), *conds))
         .order_by(*order_by)
         .limit(limit + 1)
     )
-    result = session.execute(stmt).all()
+    result = list(session.execute(stmt).all())
     more = len(result) > limit
     result = result[:limit]
     if backwards:
         result.reverse()
-    summaries = items_summaries(session, [r[0].id for r in result])
-    rows = [_row(o, name, email, summaries.get(o.id, "")) for o, name, email in result]
+    rows = [_row(o, name, email, "") for o, name, email in result]
+    summaries = items_summaries(session, [r.id for r in rows])
+    rows = [replace(r, items_summary=summaries.get(r.id, "")) for r in rows]
 
     def cursor_of(row: OrderRow) -> Cursor:
         value = {"placed": row.id, "total": row.total, "status": row.status}[sort.key]
@@ -233,6 +261,8 @@ def list_orders(
 
     if not rows:
         return Page([], None, None)
+    next_c: Cursor | None
+    prev_c: Cursor | None
     if backwards:
         prev_c = cursor_of(rows[0]) if more else None
         next_c = cursor_of(rows[-1])
@@ -277,9 +307,9 @@ def items_summaries(session: Session, order_ids: list[int]) -> dict[int, str]:
         return {}
     grouped: dict[int, list[tuple[str, int]]] = defaultdict(list)
     stmt = (
-        select(OrderLine.order_id, OrderLine.name, OrderLine.quantity)
-        .where(OrderLine.order_id.in_(order_ids))
-        .order_by(OrderLine.order_id, OrderLine.id)
+        select(col(OrderLine.order_id), col(OrderLine.name), col(OrderLine.quantity))
+        .where(col(OrderLine.order_id).in_(order_ids))
+        .order_by(col(OrderLine.order_id), col(OrderLine.id))
     )
     for oid, name, qty in session.execute(stmt):
         grouped[oid].append((name, qty))
@@ -289,11 +319,13 @@ def items_summaries(session: Session, order_ids: list[int]) -> dict[int, str]:
 def count_orders(session: Session, f: OrderFilter | None = None, *, cap: int | None = None) -> int:
     """How many orders match; with ``cap``, stop counting at cap (for '10,000+')."""
     f = f or OrderFilter()
-    if f.is_empty():
+    # order_counts is only kept right by the SQLite triggers (the same dialect
+    # check as FTS); elsewhere it stays at zero, so count the rows instead.
+    if f.is_empty() and has_fts(session):
         n = session.get(OrderCount, "all")
         if n is not None:
-            return n.n
-    inner = select(Order.id).where(and_(true(), *filter_clauses(session, f)))
+            return n.n if cap is None else min(n.n, cap)
+    inner = select(col(Order.id)).where(and_(true(), *filter_clauses(session, f)))
     if cap is not None:
         inner = inner.limit(cap)
     return int(session.execute(select(func.count()).select_from(inner.subquery())).scalar_one())
@@ -308,14 +340,14 @@ def status_counts(session: Session, f: OrderFilter | None = None) -> dict[str, i
     keys = ["all", *[s.value for s in OrderStatus], "on_hold"]
     f = f or OrderFilter()
     if f.is_empty() and has_fts(session):
-        got = {k: n for k, n in session.execute(select(OrderCount.key, OrderCount.n))}
+        got = {k: n for k, n in session.execute(select(col(OrderCount.key), col(OrderCount.n)))}
         return {k: got.get(k, 0) for k in keys}
     conds = filter_clauses(session, f)
     out = dict.fromkeys(keys, 0)
     stmt = (
-        select(Order.status, Order.on_hold, func.count())
+        select(col(Order.status), col(Order.on_hold), func.count())
         .where(and_(true(), *conds))
-        .group_by(Order.status, Order.on_hold)
+        .group_by(col(Order.status), col(Order.on_hold))
     )
     for status, hold, n in session.execute(stmt):
         out[status] = out.get(status, 0) + n
@@ -344,7 +376,9 @@ class OrderDetail:
 def find_order(session: Session, number_or_id: str | int) -> Order | None:
     if isinstance(number_or_id, int):
         return session.get(Order, number_or_id)
-    return session.execute(select(Order).where(Order.number == number_or_id)).scalar_one_or_none()
+    return session.execute(
+        select(Order).where(col(Order.number) == number_or_id)
+    ).scalar_one_or_none()
 
 
 def order_detail(session: Session, number_or_id: str | int) -> OrderDetail | None:
@@ -355,7 +389,7 @@ def order_detail(session: Session, number_or_id: str | int) -> OrderDetail | Non
     customer = session.get(Customer, order.customer_id)
     assert customer is not None
 
-    def rows(model, *order_by):  # type: ignore[no-untyped-def]
+    def rows(model: Any, *order_by: Any) -> list[Any]:
         return list(
             session.execute(
                 select(model).where(model.order_id == oid).order_by(*order_by)
@@ -367,17 +401,21 @@ def order_detail(session: Session, number_or_id: str | int) -> OrderDetail | Non
         customer=customer,
         addresses=list(
             session.execute(
-                select(Address).where(Address.customer_id == customer.id).order_by(Address.id)
+                select(Address)
+                .where(col(Address.customer_id) == customer.id)
+                .order_by(col(Address.id))
             ).scalars()
         ),
-        lines=rows(OrderLine, OrderLine.id),
-        payments=rows(Payment, Payment.id),
-        refunds=rows(Refund, Refund.id),
-        shipments=rows(Shipment, Shipment.id),
-        events=rows(OrderEvent, OrderEvent.id.desc()),
+        lines=rows(OrderLine, col(OrderLine.id)),
+        payments=rows(Payment, col(Payment.id)),
+        refunds=rows(Refund, col(Refund.id)),
+        shipments=rows(Shipment, col(Shipment.id)),
+        events=rows(OrderEvent, col(OrderEvent.id).desc()),
         tags=list(
             session.execute(
-                select(OrderTag.tag).where(OrderTag.order_id == oid).order_by(OrderTag.tag)
+                select(col(OrderTag.tag))
+                .where(col(OrderTag.order_id) == oid)
+                .order_by(col(OrderTag.tag))
             ).scalars()
         ),
     )
@@ -387,7 +425,7 @@ def audit_entries(session: Session, entity: str, entity_id: str) -> list[AuditEn
     return list(
         session.execute(
             select(AuditEntry)
-            .where(AuditEntry.entity == entity, AuditEntry.entity_id == entity_id)
-            .order_by(AuditEntry.id)
+            .where(col(AuditEntry.entity) == entity, col(AuditEntry.entity_id) == entity_id)
+            .order_by(col(AuditEntry.id))
         ).scalars()
     )
