@@ -1,0 +1,1 @@
+"""Screens of the desk: the order list, help, and (separately) the order detail."""

@@ -15,7 +15,7 @@ STYLE: dict[tuple[str, str], str] = {
     ("status", "processing"): "$accent",
     ("status", "shipped"): "$primary",
     ("status", "delivered"): "$success",
-    ("status", "cancelled"): "$text-muted",
+    ("status", "cancelled"): "$foreground-muted",
     ("status", "refunded"): "$secondary",
     ("pay", "unpaid"): "$warning",
     ("pay", "authorized"): "$accent",

@@ -1,0 +1,348 @@
+"""Order detail: summary, lines, customer, payments, shipments and the timeline.
+
+Reads go through ``desk.orders.detail`` in a thread worker; every action opens
+a dialog (screens/dialogs.py) whose ``perform`` calls one service with the
+version this screen displayed. Success reloads the screen and posts
+OrderChanged (the App refreshes the lists); a Conflict reloads and says so.
+Which keys are offered comes from the services and the status machine
+(``offered_transitions``, ``hold_problem``, ``Actor.can``); the services still
+refuse anything not allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, WorkerState
+
+from pulse_tui.domain.permissions import Permission
+from pulse_tui.domain.status import Transition, hold_problem
+from pulse_tui.messages import OrderChanged
+from pulse_tui.screens.dialogs import (
+    DETAIL_CSS,
+    CancelDialog,
+    ConfirmDialog,
+    HoldDialog,
+    NoteDialog,
+    Outcome,
+    ReleaseDialog,
+    ShipDialog,
+    StatusDialog,
+    TagDialog,
+)
+from pulse_tui.services.errors import ServiceError
+from pulse_tui.services.orders import state_of
+from pulse_tui.storage.queries import OrderDetail
+from pulse_tui.widgets.formatting import money
+from pulse_tui.widgets.order_panels import (
+    CustomerPanel,
+    LinesPanel,
+    PaymentsPanel,
+    ShipmentsPanel,
+    SummaryHeader,
+)
+from pulse_tui.widgets.timeline import Timeline
+
+LOAD_GROUP = "detail-load"
+CONFLICT_TEXT = "changed by someone else — reloaded"
+
+
+@dataclass(frozen=True)
+class Loaded:
+    detail: OrderDetail
+    offered: list[Transition]
+    now: datetime
+    payments_allowed: bool
+
+
+class OrderDetailScreen(Screen[None]):
+    CSS_PATH = DETAIL_CSS
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="detail.back"),
+        Binding("s", "change_status", "Status", id="detail.status"),
+        Binding("n", "add_note", "Note", id="detail.note"),
+        Binding("h", "hold", "Hold", id="detail.hold"),
+        Binding("r", "release", "Release", id="detail.release"),
+        Binding("c", "cancel_order", "Cancel", id="detail.cancel"),
+        Binding("t", "tag", "Tags", id="detail.tag"),
+        Binding("p", "ship", "Ship", id="detail.ship"),
+        Binding("d", "deliver", "Delivered", id="detail.deliver"),
+        Binding("ctrl+r", "reload", "Reload", id="detail.reload", show=False),
+        Binding("j", "scroll_body(1)", "Scroll down", id="detail.down", show=False),
+        Binding("k", "scroll_body(-1)", "Scroll up", id="detail.up", show=False),
+    ]
+
+    def __init__(self, ref: str | int) -> None:
+        super().__init__()
+        self.ref = ref
+        self.loaded: Loaded | None = None
+        self.loading_detail = False
+
+    # -- layout --------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="detail-banner")
+        with VerticalScroll(id="detail-body"):
+            yield SummaryHeader(id="summary")
+            with Horizontal(id="detail-columns"):
+                with Vertical(id="detail-main"):
+                    yield LinesPanel(id="lines")
+                    yield Timeline(id="timeline")
+                with Vertical(id="detail-side"):
+                    yield CustomerPanel(id="customer")
+                    yield PaymentsPanel(id="payments")
+                    yield ShipmentsPanel(id="shipments")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"Order {self.ref}"
+        self.query_one("#detail-body").focus()
+        self.load()
+
+    # -- loading ---------------------------------------------------------------
+
+    @property
+    def detail(self) -> OrderDetail | None:
+        return self.loaded.detail if self.loaded else None
+
+    def load(self) -> None:
+        self.loading_detail = True
+        self.query_one("#detail-body").loading = True
+        self._load(self.app.desk)  # type: ignore[attr-defined]
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group=LOAD_GROUP)
+    def _load(self, desk: Any) -> Loaded:
+        ref = self.loaded.detail.order.id if self.loaded else self.ref
+        d = desk.orders.detail(ref)
+        return Loaded(
+            detail=d,
+            offered=desk.orders.offered_transitions(d.order),
+            now=desk.now(),
+            payments_allowed=desk.actor.can(Permission.READ_PAYMENTS),
+        )
+
+    async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != LOAD_GROUP or event.state not in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+        ):
+            return
+        if event.state == WorkerState.SUCCESS:
+            await self.show_loaded(worker.result)
+        else:
+            error = worker.error
+            text = error.message if isinstance(error, ServiceError) else f"could not load: {error}"
+            self.set_banner(text, "error")
+            if self.loaded is None:
+                self.query_one("#detail-columns").display = False
+                self.query_one("#summary", SummaryHeader).display = False
+        self.loading_detail = False
+        self.query_one("#detail-body").loading = False
+        self.refresh_bindings()
+
+    async def show_loaded(self, loaded: Loaded) -> None:
+        self.loaded = loaded
+        d, now = loaded.detail, loaded.now
+        self.title = f"Order {d.order.number}"
+        self.query_one("#summary", SummaryHeader).show(d, now)
+        self.query_one("#lines", LinesPanel).show(d, now)
+        self.query_one("#customer", CustomerPanel).show(d, now)
+        self.query_one("#payments", PaymentsPanel).show(d, now, allowed=loaded.payments_allowed)
+        self.query_one("#shipments", ShipmentsPanel).show(d, now)
+        await self.query_one("#timeline", Timeline).show(d.events, now)
+
+    def set_banner(self, text: str, level: str = "info") -> None:
+        banner = self.query_one("#detail-banner", Static)
+        banner.set_classes(f"-{level}" if text else "")
+        banner.update(escape(text))
+        banner.display = bool(text)
+
+    @property
+    def banner_text(self) -> str:
+        banner = self.query_one("#detail-banner", Static)
+        return str(banner.render()) if banner.display else ""
+
+    # -- which keys are offered ---------------------------------------------
+
+    def _can(self, permission: Permission) -> bool:
+        return bool(self.app.desk.actor.can(permission))  # type: ignore[attr-defined]
+
+    def _offered_actions(self) -> set[str]:
+        return {t.action for t in self.loaded.offered} if self.loaded else set()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """False hides a key the role may never use; None greys out one that
+        the order's state does not allow right now."""
+        needs = {
+            "change_status": None,
+            "add_note": Permission.NOTE,
+            "hold": Permission.HOLD,
+            "release": Permission.HOLD,
+            "cancel_order": Permission.CANCEL,
+            "tag": Permission.EDIT,
+            "ship": Permission.FULFIL,
+            "deliver": Permission.FULFIL,
+        }
+        if action not in needs:
+            return True
+        permission = needs[action]
+        if action == "change_status":
+            if not any(
+                self._can(p) for p in (Permission.FULFIL, Permission.HOLD, Permission.CANCEL)
+            ):
+                return False
+        elif permission is not None and not self._can(permission):
+            return False
+        if self.loaded is None or self.loading_detail:
+            return None
+        order = self.loaded.detail.order
+        if action in ("hold", "release"):
+            holding = action == "hold"
+            if order.on_hold == holding:
+                return False  # only one of hold / release is shown at a time
+            return hold_problem(state_of(order), hold=holding) is None or None
+        if action == "change_status":
+            return bool(self.loaded.offered) or None
+        if action == "cancel_order":
+            return "cancel" in self._offered_actions() or None
+        if action in ("ship", "deliver"):
+            return action in self._offered_actions() or None
+        return True
+
+    # -- actions -------------------------------------------------------------
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+    def action_reload(self) -> None:
+        self.set_banner("")
+        self.load()
+
+    def action_scroll_body(self, direction: int) -> None:
+        body = self.query_one("#detail-body", VerticalScroll)
+        if direction > 0:
+            body.scroll_down()
+        else:
+            body.scroll_up()
+
+    def _perform(self, use_case: str) -> Callable[..., Any]:
+        """A call to ``desk.orders.<use_case>`` pinned to the version shown."""
+        assert self.loaded is not None
+        order = self.loaded.detail.order
+        method = getattr(self.app.desk.orders, use_case)  # type: ignore[attr-defined]
+        order_id, version = order.id, order.version
+
+        def perform(**values: Any) -> Any:
+            return method(order_id, expected_version=version, **values)
+
+        return perform
+
+    def _open(self, dialog: Any, done: str) -> None:
+        self.app.push_screen(dialog, lambda outcome: self._after(outcome, done))
+
+    def _after(self, outcome: Outcome | None, done: str) -> None:
+        if outcome is None or self.loaded is None:
+            return
+        order = self.loaded.detail.order
+        if outcome.kind == "route":
+            routes = {
+                "ship": self.action_ship,
+                "cancel": self.action_cancel_order,
+                "deliver": self.action_deliver,
+            }
+            routes[outcome.route]()
+            return
+        if outcome.kind == "conflict":
+            self.set_banner(
+                f"{order.number} {CONFLICT_TEXT}; your change was not applied", "warning"
+            )
+            self.notify(f"{order.number} {CONFLICT_TEXT}", severity="warning")
+        else:
+            self.set_banner("")
+            self.notify(f"{order.number}: {done}")
+        # lists and counts may show the old state either way
+        self.post_message(OrderChanged(order.id, order.number))  # type: ignore[arg-type]
+        self.load()
+
+    def action_change_status(self) -> None:
+        if self.loaded is None:
+            return
+        order = self.loaded.detail.order
+        dialog = StatusDialog(
+            order.number,
+            self._perform("transition"),
+            current=order.status,
+            offered=self.loaded.offered,
+        )
+        self._open(dialog, "status changed")
+
+    def action_add_note(self) -> None:
+        if self.loaded is None:
+            return
+        number = self.loaded.detail.order.number
+        self._open(NoteDialog(number, self._perform("add_note")), "note added")
+
+    def action_hold(self) -> None:
+        if self.loaded is None:
+            return
+        number = self.loaded.detail.order.number
+        self._open(HoldDialog(number, self._perform("hold")), "put on hold")
+
+    def action_release(self) -> None:
+        if self.loaded is None:
+            return
+        order = self.loaded.detail.order
+        dialog = ReleaseDialog(
+            order.number, self._perform("release"), hold_reason=order.hold_reason
+        )
+        self._open(dialog, "released from hold")
+
+    def action_cancel_order(self) -> None:
+        if self.loaded is None:
+            return
+        order = self.loaded.detail.order
+        due = order.paid - order.refunded
+        consequence = "Reserved stock is released."
+        if due > 0:
+            consequence += f" {money(due, order.currency)} paid: a refund is requested."
+        dialog = CancelDialog(order.number, self._perform("cancel"), consequence=consequence)
+        self._open(dialog, "cancelled")
+
+    def action_tag(self) -> None:
+        if self.loaded is None:
+            return
+        d = self.loaded.detail
+        self._open(TagDialog(d.order.number, self._perform("tag"), tags=d.tags), "tags updated")
+
+    def action_ship(self) -> None:
+        if self.loaded is None:
+            return
+        number = self.loaded.detail.order.number
+        self._open(ShipDialog(number, self._perform("ship")), "shipped")
+
+    def action_deliver(self) -> None:
+        if self.loaded is None:
+            return
+        number = self.loaded.detail.order.number
+        dialog = ConfirmDialog(
+            number,
+            self._perform("deliver"),
+            title="Mark delivered",
+            message=f"Mark {escape(number)} as delivered to the customer?",
+            yes="Mark delivered",
+        )
+        self._open(dialog, "marked delivered")

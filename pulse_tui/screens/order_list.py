@@ -1,0 +1,406 @@
+"""The order list: status tabs, `/` filter, sortable keyset-paged table.
+
+Memory stays bounded whatever the database holds: the table keeps a window of
+a few pages (``widgets.order_table.RowWindow``) and fetches the next or
+previous page with keyset cursors as the cursor moves. All database work runs
+in thread workers; results come back as messages, tagged with a generation
+number so a stale page (the filter changed meanwhile) is dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from pulse_tui import messages
+from pulse_tui.domain.filters import SORT_KEYS, OrderFilter, Sort
+from pulse_tui.storage.queries import Page
+from pulse_tui.widgets.filter_bar import FilterBar
+from pulse_tui.widgets.order_table import PAGE_ROWS, OrderTable, cursor_including
+from pulse_tui.widgets.status_tabs import TABS, StatusTabs, fmt_count, tab_filter
+
+
+@dataclass(frozen=True)
+class Query:
+    """What the list shows: the filter bar's filter, the tab and the sort."""
+
+    filter: OrderFilter = OrderFilter()
+    text: str = ""
+    tab: str = "all"
+    sort: Sort = Sort()
+
+    @property
+    def effective(self) -> OrderFilter | None:
+        return tab_filter(self.tab, self.filter)
+
+    def why_empty(self) -> str:
+        f = self.effective
+        tab = dict(TABS)[self.tab]
+        if f is None:
+            return f"The {tab} tab and the filter ({self.filter.describe()}) exclude each other."
+        if f.is_empty():
+            return "No orders yet."
+        return f"No orders match: {f.describe()}."
+
+
+class OrderListScreen(Screen[None]):
+    AUTO_FOCUS = "OrderTable"
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="list.filter", key_display="/"),
+        Binding("s", "cycle_sort", "Sort", id="list.sort"),
+        Binding("r", "reverse_sort", "Reverse", id="list.reverse"),
+        Binding(
+            "right_square_bracket", "next_tab", "Next tab", id="list.next_tab", key_display="]"
+        ),
+        Binding(
+            "left_square_bracket",
+            "prev_tab",
+            "Prev tab",
+            id="list.prev_tab",
+            key_display="[",
+            show=False,
+        ),
+        Binding("g", "top", "First order", id="list.top", show=False),
+        Binding("G", "bottom", "Last order", id="list.bottom", show=False, key_display="G"),
+        Binding("escape", "clear_filter", "Clear filter", id="list.clear_filter", show=False),
+        Binding("ctrl+r", "reload", "Reload", id="list.reload", show=False),
+    ]
+
+    class Refresh(Message, bubble=False):
+        """An order changed somewhere: re-fetch the visible window and the counts."""
+
+        def __init__(self, order_id: int | None = None) -> None:
+            super().__init__()
+            self.order_id = order_id
+
+    class Loaded(Message):
+        def __init__(
+            self,
+            generation: int,
+            page: Page,
+            counts: dict[str, int],
+            position: str,
+            now: datetime,
+            more_before: bool,
+        ) -> None:
+            super().__init__()
+            self.generation = generation
+            self.page = page
+            self.counts = counts
+            self.position = position
+            self.now = now
+            self.more_before = more_before
+
+    class MoreLoaded(Message):
+        def __init__(self, generation: int, page: Page, direction: str) -> None:
+            super().__init__()
+            self.generation = generation
+            self.page = page
+            self.direction = direction
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query_state = Query()
+        self.generation = 0
+        self.counts: dict[str, int] = {}
+        self.is_loading = False
+        self._fetching: str | None = None
+        self._focus_after_load = False
+
+    # -- layout --------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield StatusTabs(id="status-tabs")
+        yield FilterBar(now=self.app.desk.now, id="filter-bar")  # type: ignore[attr-defined]
+        yield OrderTable(id="orders")
+        yield Static("", id="empty", markup=False)
+        yield Static("", id="list-status")
+        yield Footer(show_command_palette=False)
+
+    @property
+    def table(self) -> OrderTable:
+        return self.query_one(OrderTable)
+
+    @property
+    def filter_bar(self) -> FilterBar:
+        return self.query_one(FilterBar)
+
+    @property
+    def tabs(self) -> StatusTabs:
+        return self.query_one(StatusTabs)
+
+    def on_mount(self) -> None:
+        self.filter_bar.display = False
+        self.query_one("#empty").display = False
+        self.tabs.set_counts()
+        self.reload("top")
+
+    # -- loading -------------------------------------------------------------
+
+    def reload(self, position: str = "top") -> None:
+        """Fetch counts and a first page: at the "top", the "bottom", or "keep"
+        (the same rows in place, after an order changed)."""
+        self.generation += 1
+        self._fetching = None
+        q = self.query_state
+        self.table.sort = q.sort
+        anchor = self.table.window.rows[0] if position == "keep" and self.table.window else None
+        if position == "keep" and anchor is None:
+            position = "top"
+        if position != "keep":
+            self.is_loading = True
+            self.table.loading = True
+        self._load(self.generation, q, position, anchor, max(PAGE_ROWS, len(self.table.window)))
+        self._update_status()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="list-load")
+    def _load(self, generation: int, q: Query, position: str, anchor, limit: int) -> None:  # type: ignore[no-untyped-def]
+        desk = self.app.desk  # type: ignore[attr-defined]
+        counts = desk.status_counts(q.filter)
+        if get_current_worker().is_cancelled:
+            return
+        f = q.effective
+        more_before = False
+        if f is None:
+            page = Page([], None, None)
+        elif position == "bottom":
+            rev = Sort(q.sort.key, not q.sort.descending)
+            p = desk.list_orders(f, rev, limit=PAGE_ROWS)
+            page = Page(list(reversed(p.rows)), None, p.next_cursor)
+            more_before = p.next_cursor is not None
+        elif position == "keep":
+            page = desk.list_orders(f, q.sort, limit=limit, after=cursor_including(anchor, q.sort))
+            more_before = self.table.window.more_before
+        else:
+            page = desk.list_orders(f, q.sort, limit=PAGE_ROWS)
+        self.post_message(self.Loaded(generation, page, counts, position, desk.now(), more_before))
+
+    @on(Loaded)
+    def _loaded(self, msg: Loaded) -> None:
+        if msg.generation != self.generation:
+            return  # a newer query superseded this one
+        self.counts = msg.counts
+        self.tabs.set_counts(msg.counts)
+        table = self.table
+        window = table.window
+        if msg.position == "keep":
+            row = table.cursor_row
+            window.replace(msg.page, more_before=msg.more_before)
+            table.show_window(row, now=msg.now, keep_offset=True)
+        elif msg.position == "bottom":
+            window.reset(msg.page, at_top=False, total=self.total)
+            table.show_window(len(window) - 1, now=msg.now)
+        else:
+            window.reset(msg.page, at_top=True)
+            table.show_window(0, now=msg.now)
+        self.is_loading = False
+        table.loading = False
+        self._show_empty(not window.rows)
+        # The loading overlay can take focus away from the table; give it back
+        # when nothing else holds it, so the footer always shows the table's keys.
+        if table.display and (self._focus_after_load or self.focused is None):
+            table.focus()
+        self._focus_after_load = False
+        # The table's keys (enter: Open) are inactive while it is loading; the
+        # footer must hear that they are back.
+        self.refresh_bindings()
+        self._update_status()
+
+    @on(OrderTable.NeedRows)
+    def _need_rows(self, msg: OrderTable.NeedRows) -> None:
+        if self.is_loading or self._fetching == msg.direction:
+            return
+        self._fetching = msg.direction
+        window, sort = self.table.window, self.query_state.sort
+        cursor = window.last_cursor(sort) if msg.direction == "after" else window.first_cursor(sort)
+        self._more(self.generation, self.query_state, msg.direction, cursor)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="list-more")
+    def _more(self, generation: int, q: Query, direction: str, cursor) -> None:  # type: ignore[no-untyped-def]
+        f = q.effective
+        if f is None or cursor is None:
+            return
+        desk = self.app.desk  # type: ignore[attr-defined]
+        kwargs = {"after": cursor} if direction == "after" else {"before": cursor}
+        page = desk.list_orders(f, q.sort, limit=PAGE_ROWS, **kwargs)
+        self.post_message(self.MoreLoaded(generation, page, direction))
+
+    @on(MoreLoaded)
+    def _more_loaded(self, msg: MoreLoaded) -> None:
+        self._fetching = None
+        if msg.generation != self.generation:
+            return
+        table = self.table
+        row = table.cursor_row
+        if msg.direction == "after":
+            dropped = table.window.append(msg.page)
+            table.show_window(row - dropped, keep_offset=True)
+        else:
+            added = table.window.prepend(msg.page)
+            table.show_window(row + added, keep_offset=True)
+        self._update_status()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            if event.worker.group == "list-more":
+                self._fetching = None
+            else:
+                self.is_loading = False
+                self.table.loading = False
+            self.notify(f"Could not load orders: {event.worker.error}", severity="error")
+
+    # -- view state ------------------------------------------------------------
+
+    @property
+    def total(self) -> int | None:
+        if self.query_state.effective is None:
+            return 0
+        return self.counts.get(self.query_state.tab)
+
+    def _show_empty(self, empty: bool) -> None:
+        self.table.display = not empty
+        box = self.query_one("#empty", Static)
+        box.display = empty
+        if empty:
+            hint = (
+                "  Press esc to clear the filter." if not self.query_state.filter.is_empty() else ""
+            )
+            box.update(self.query_state.why_empty() + hint)
+        elif self.focused is None or self.focused is box:
+            self.table.focus()
+
+    def _update_status(self) -> None:
+        q = self.query_state
+        parts: list[str] = []
+        if self.is_loading:
+            parts.append("loading…")
+        else:
+            total = self.total
+            pos = self.table.absolute_row
+            if total is not None and pos is not None and self.table.window.rows:
+                parts.append(f"{fmt_count(pos + 1)} of {fmt_count(total)}")
+            elif total is not None:
+                parts.append(f"{fmt_count(total)} orders")
+        arrow = "↓" if q.sort.descending else "↑"
+        parts.append(f"sort {q.sort.key} {arrow}")
+        if not q.filter.is_empty():
+            parts.append(f"filter: {q.filter.describe()}")
+        self.query_one("#list-status", Static).update(" · ".join(parts))
+
+    @on(OrderTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self._update_status()
+
+    # -- events --------------------------------------------------------------
+
+    @on(OrderTable.Opened)
+    def _opened(self, msg: OrderTable.Opened) -> None:
+        self.post_message(messages.OpenOrder(msg.row.number))
+
+    @on(StatusTabs.Changed)
+    def _tab_changed(self, msg: StatusTabs.Changed) -> None:
+        if msg.tab != self.query_state.tab:
+            self.query_state = Query(
+                self.query_state.filter, self.query_state.text, msg.tab, self.query_state.sort
+            )
+            self.reload("top")
+
+    @on(FilterBar.Applied)
+    def _filter_applied(self, msg: FilterBar.Applied) -> None:
+        self.apply_filter(msg.text, msg.filter)
+        self._focus_after_load = True
+        self.table.focus()
+
+    @on(FilterBar.Closed)
+    def _filter_closed(self) -> None:
+        bar = self.filter_bar
+        if not self.query_state.text:
+            bar.display = False
+        bar.show_error(None)
+        bar.input.value = self.query_state.text
+        self.table.focus()
+
+    def on_screen_resume(self) -> None:
+        if self.table.display:
+            self.table.focus()
+
+    @on(Refresh)
+    def _refresh(self, msg: Refresh) -> None:
+        self.reload("keep")
+
+    # -- API for the palette and tests ----------------------------------------------
+
+    def apply_filter(self, text: str, f: OrderFilter) -> None:
+        q = self.query_state
+        self.query_state = Query(f, text, q.tab, q.sort)
+        bar = self.filter_bar
+        bar.display = bool(text)
+        if bar.input.value != text:
+            bar.input.value = text
+        self.reload("top")
+
+    def apply_query(self, text: str) -> bool:
+        """Set the filter bar's text and apply it; False (message shown) if bad."""
+        bar = self.filter_bar
+        bar.display = True
+        bar.input.value = text
+        f = bar.parse(text)
+        if f is None:
+            return False
+        self.apply_filter(text.strip(), f)
+        return True
+
+    def show_tab(self, tab: str) -> None:
+        self.tabs.select(tab)
+
+    # -- actions ---------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        self.filter_bar.open()
+
+    def action_clear_filter(self) -> None:
+        if self.query_state.filter.is_empty():
+            return
+        self.filter_bar.show_error(None)
+        self.apply_filter("", OrderFilter())
+
+    def action_cycle_sort(self) -> None:
+        q = self.query_state
+        key = SORT_KEYS[(SORT_KEYS.index(q.sort.key) + 1) % len(SORT_KEYS)]
+        self.query_state = Query(q.filter, q.text, q.tab, Sort(key, q.sort.descending))
+        self.reload("top")
+
+    def action_reverse_sort(self) -> None:
+        q = self.query_state
+        self.query_state = Query(q.filter, q.text, q.tab, Sort(q.sort.key, not q.sort.descending))
+        self.reload("top")
+
+    def action_next_tab(self) -> None:
+        self.tabs.step(1)
+
+    def action_prev_tab(self) -> None:
+        self.tabs.step(-1)
+
+    def action_top(self) -> None:
+        if self.table.window.more_before:
+            self.reload("top")
+        elif self.table.row_count:
+            self.table.move_cursor(row=0)
+
+    def action_bottom(self) -> None:
+        if self.table.window.more_after:
+            self.reload("bottom")
+        elif self.table.row_count:
+            self.table.move_cursor(row=self.table.row_count - 1)
+
+    def action_reload(self) -> None:
+        self.reload("keep")

@@ -1,0 +1,225 @@
+"""The order detail's panels: summary header, lines, customer, payments, shipments.
+
+Each panel renders an ``OrderDetail`` (storage.queries) handed to ``show``; they
+hold no state of their own and never query anything. Colours come from theme
+variables only (see themes/detail.tcss and widgets/status_badge.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from rich import box
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.containers import Grid, Vertical
+from textual.markup import escape
+from textual.widgets import Static
+
+from pulse_tui.storage.queries import OrderDetail
+from pulse_tui.widgets.formatting import absolute_time, money, relative_time
+from pulse_tui.widgets.status_badge import badge_markup
+
+MUTED = "$foreground-muted"
+
+
+def when(dt: datetime | None, now: datetime) -> str:
+    """'3d ago (2026-11-23 14:05)', or an em dash when there is no time."""
+    if dt is None:
+        return "—"
+    return f"{relative_time(dt, now)} ({absolute_time(dt)})"
+
+
+def address_line(addr: Mapping[str, Any] | None) -> str:
+    """One line from an order's address snapshot (name, street, city, country)."""
+    if not addr:
+        return "—"
+    city = " ".join(p for p in (addr.get("postal_code"), addr.get("city")) if p)
+    parts = [
+        addr.get("name"),
+        addr.get("line1"),
+        addr.get("line2"),
+        city,
+        addr.get("region"),
+        addr.get("country"),
+    ]
+    return ", ".join(str(p) for p in parts if p)
+
+
+def _pairs(items: Iterable[tuple[str, str]]) -> str:
+    return "  ".join(f"[{MUTED}]{escape(k)}[/] {escape(v)}" for k, v in items if v)
+
+
+class Panel(Vertical):
+    """A titled block (the title sits on the top border, costing one row)."""
+
+    TITLE = ""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.border_title = self.TITLE
+        self.add_class("detail-panel")
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="panel-body")
+
+    @property
+    def body(self) -> Static:
+        return self.query_one(".panel-body", Static)
+
+
+class SummaryHeader(Vertical):
+    """Number, badges, hold reason, customer, placed time, tags and totals."""
+
+    TOTALS = ("subtotal", "discount", "shipping", "tax", "total", "paid", "refunded")
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="summary-title")
+        yield Static("", id="summary-hold", classes="hold-banner")
+        yield Static("", id="summary-meta")
+        with Grid(id="summary-totals"):
+            for name in self.TOTALS:
+                yield Static("", id=f"total-{name}", classes="total-cell")
+
+    def show(self, d: OrderDetail, now: datetime) -> None:
+        o = d.order
+        badges = [
+            badge_markup("status", o.status),
+            badge_markup("pay", o.payment_status),
+            badge_markup("fulfil", o.fulfillment_status),
+        ]
+        if o.on_hold:
+            badges.append(badge_markup("hold", "on_hold"))
+        self.query_one("#summary-title", Static).update(
+            f"[b]{escape(o.number)}[/]  " + "  ".join(badges)
+        )
+        hold = self.query_one("#summary-hold", Static)
+        hold.display = bool(o.on_hold)
+        hold.update(f"[b]ON HOLD[/] — {escape(o.hold_reason or 'no reason given')}")
+        meta = [
+            ("Customer", d.customer.name),
+            ("placed", when(o.placed_at, now)),
+        ]
+        if o.cancel_reason:
+            meta.append(("cancel reason", o.cancel_reason.replace("_", " ")))
+        meta.append(("tags", ", ".join(d.tags) if d.tags else "none"))
+        self.query_one("#summary-meta", Static).update(_pairs(meta))
+        for name in self.TOTALS:
+            amount = getattr(o, name)
+            self.query_one(f"#total-{name}", Static).update(
+                f"[{MUTED}]{name.capitalize()}[/]\n[b]{escape(money(amount, o.currency))}[/]"
+            )
+
+
+class LinesPanel(Panel):
+    TITLE = "Lines"
+
+    def show(self, d: OrderDetail, now: datetime) -> None:
+        cur = d.order.currency
+        table = Table(
+            box=box.SIMPLE_HEAD,
+            expand=True,
+            show_edge=False,
+            pad_edge=False,
+            header_style="bold",
+            padding=(0, 1),
+        )
+        table.add_column("SKU", no_wrap=True)
+        table.add_column("Name", ratio=1)
+        table.add_column("Qty", justify="right", no_wrap=True)
+        table.add_column("Unit", justify="right", no_wrap=True)
+        table.add_column("Tax", justify="right", no_wrap=True)
+        table.add_column("Total", justify="right", no_wrap=True)
+        table.add_column("Ful/Ret/Ref", justify="right", no_wrap=True)
+        for ln in d.lines:
+            table.add_row(
+                ln.sku,
+                ln.name,
+                str(ln.quantity),
+                money(ln.unit_price, cur),
+                money(ln.tax, cur),
+                money(ln.line_total, cur),
+                f"{ln.qty_fulfilled}/{ln.qty_returned}/{ln.qty_refunded}",
+            )
+        self.body.update(table if d.lines else "No lines.")
+
+
+class CustomerPanel(Panel):
+    TITLE = "Customer"
+
+    def show(self, d: OrderDetail, now: datetime) -> None:
+        c = d.customer
+        o = d.order
+        rows = [
+            f"[b]{escape(c.name)}[/]" + (f"  ({escape(c.company)})" if c.company else ""),
+            _pairs([("email", c.email)]),
+            _pairs([("phone", c.phone or "—")]),
+            _pairs([("Billing", address_line(o.billing_address))]),
+            _pairs([("Shipping", address_line(o.shipping_address))]),
+        ]
+        self.body.update("\n".join(rows))
+
+
+class PaymentsPanel(Panel):
+    TITLE = "Payments"
+
+    def show(self, d: OrderDetail, now: datetime, *, allowed: bool = True) -> None:
+        if not allowed:
+            # services strip payments for this role: say so rather than look empty
+            self.body.update(f"[{MUTED}]No access to payment details for your role.[/]")
+            return
+        if not d.payments and not d.refunds:
+            self.body.update(f"[{MUTED}]No payments yet.[/]")
+            return
+        rows: list[str] = []
+        for p in d.payments:
+            card = ""
+            if p.card_brand or p.card_last4:
+                card = f"{p.card_brand or 'card'} •••• {p.card_last4 or '????'}"
+            head = " · ".join(x for x in (p.gateway, p.method.replace("_", " "), card) if x)
+            amount = money(p.amount, p.currency)
+            rows.append(f"{escape(head)}  {badge_markup('pay', p.status)}  [b]{escape(amount)}[/]")
+            rows.append(
+                "  "
+                + _pairs(
+                    [
+                        ("captured", money(p.captured, p.currency)),
+                        ("refunded", money(p.refunded, p.currency)),
+                    ]
+                )
+            )
+        if d.refunds:
+            rows.append("[b]Refunds[/]")
+            for r in d.refunds:
+                rows.append(
+                    f"  {escape(money(r.amount, r.currency))} [b]{escape(r.status)}[/] "
+                    f"[{MUTED}]{escape(r.reason)} · by {escape(r.created_by)} · "
+                    f"{escape(when(r.created_at, now))}[/]"
+                )
+        self.body.update("\n".join(rows))
+
+
+class ShipmentsPanel(Panel):
+    TITLE = "Shipments"
+
+    def show(self, d: OrderDetail, now: datetime) -> None:
+        if not d.shipments:
+            self.body.update(f"[{MUTED}]No shipments yet.[/]")
+            return
+        rows: list[str] = []
+        for s in d.shipments:
+            rows.append(
+                f"[b]{escape(s.carrier)}[/] {escape(s.tracking_number)}  {escape(s.status)}"
+            )
+            rows.append(
+                "  "
+                + _pairs(
+                    [
+                        ("shipped", when(s.shipped_at, now)),
+                        ("delivered", when(s.delivered_at, now)),
+                    ]
+                )
+            )
+        self.body.update("\n".join(rows))

@@ -1,0 +1,57 @@
+"""The order timeline: every OrderEvent, newest first.
+
+Each event shows its kind, actor, relative and absolute time and message;
+notes carry the ``note`` class (and a "NOTE" marker, so they stand out even in
+the high-contrast theme without colour).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from textual.containers import Vertical
+from textual.markup import escape
+from textual.widgets import Static
+
+from pulse_tui.storage.models import OrderEvent
+from pulse_tui.widgets.formatting import absolute_time, relative_time
+
+
+def event_markup(event: OrderEvent, now: datetime) -> str:
+    kind = "NOTE" if event.kind == "note" else event.kind.replace("_", " ")
+    head = (
+        f"[b]{escape(kind)}[/] · {escape(event.actor)} "
+        f"[$foreground-muted]· {relative_time(event.at, now)} · {absolute_time(event.at)}[/]"
+    )
+    return f"{head}\n{escape(event.message)}"
+
+
+class TimelineEvent(Static):
+    def __init__(self, event: OrderEvent, now: datetime) -> None:
+        classes = f"event event-{event.kind}"
+        if event.kind == "note":
+            classes += " note"
+        super().__init__(event_markup(event, now), classes=classes)
+        self.event_kind = event.kind
+        self.event_message = event.message
+
+
+class Timeline(Vertical):
+    """A titled list of TimelineEvent widgets; ``show`` replaces them all."""
+
+    def __init__(self, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kwargs)
+        self.border_title = "Timeline"
+        self.add_class("detail-panel")
+
+    async def show(self, events: Sequence[OrderEvent], now: datetime) -> None:
+        await self.remove_children()
+        if not events:
+            await self.mount(Static("No events.", classes="event-empty"))
+            return
+        await self.mount_all([TimelineEvent(e, now) for e in events])
+
+    @property
+    def events(self) -> list[TimelineEvent]:
+        return list(self.query(TimelineEvent))
