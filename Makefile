@@ -1,5 +1,5 @@
 # Everything goes through .venv so a fresh clone needs only python3.11 and make.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python

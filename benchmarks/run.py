@@ -1,0 +1,84 @@
+"""`make bench`: build (once, cached) a reproducible database of N orders and
+run the scale benchmarks, printing median and p95 beside each target.
+
+    .venv/bin/python -m benchmarks.run --orders 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pulse_tui.storage.db import ensure_schema, make_engine
+
+from .db import Result, run_db_benchmarks
+
+CACHE = Path(__file__).parent / ".cache"
+BENCH_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def build(n: int) -> Path:
+    path = CACHE / f"bench-{n}.sqlite"
+    if path.exists():
+        return path
+    from pulse_tui.services.demo import seed
+
+    CACHE.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".building")
+    for p in CACHE.glob(tmp.name + "*"):
+        p.unlink()
+    engine = make_engine(f"sqlite:///{tmp}")
+    ensure_schema(engine)
+    t = time.perf_counter()
+    summary = seed(engine, orders=n, seed=7, now=BENCH_NOW)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    tmp.rename(path)
+    print(
+        f"built {summary.orders:,} orders, {summary.lines:,} lines in "
+        f"{time.perf_counter() - t:.1f} s → {path}",
+        file=sys.stderr,
+    )
+    return path
+
+
+def print_table(title: str, results: list[Result]) -> int:
+    print(f"\n{title}")
+    print(f"{'case':<40} {'median':>9} {'p95':>9} {'target':>8} {'floor':>9} {'ratio':>6}")
+    missed = 0
+    for r in results:
+        mark = "  MISS" if r.missed else ""
+        missed += r.missed
+        floor = f"{r.floor_ms:8.3f}" if r.floor_ms is not None else "       -"
+        ratio = f"{r.ratio:5.1f}x" if r.ratio is not None else "     -"
+        target = f"≤{r.target_ms:g}ms" if r.target_ms is not None else "-"
+        print(
+            f"{r.name[:40]:<40} {r.median_ms:8.3f}ms {r.p95_ms:8.3f}ms {target:>8} "
+            f"{floor}ms {ratio}{mark}"
+        )
+    return missed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--orders", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=40)
+    args = ap.parse_args(argv)
+    path = build(args.orders)
+    engine = make_engine(f"sqlite:///{path}")
+    missed = print_table(
+        f"Database level, {args.orders:,} orders ({path.name})",
+        run_db_benchmarks(engine, str(path), runs=args.runs),
+    )
+    print(f"\nreproduce: .venv/bin/python -m benchmarks.run --orders {args.orders}")
+    print(f"{missed} figure(s) missed their target")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
