@@ -346,7 +346,8 @@ def _pools(seed: int, size: int) -> tuple[_Pool, ...]:
             else:
                 efirst.append(_ascii_slug(f) or "customer")
                 elast.append(_ascii_slug(la) or "shop")
-        streets, places = [], []
+        streets: list[str] = []
+        places: list[tuple[str, str, str | None]] = []
         for _ in range(size):
             if loc.faker == "ja_JP":
                 streets.append(f"{fake.town()}{fake.chome()}{fake.ban()}{fake.gou()}")
@@ -357,8 +358,8 @@ def _pools(seed: int, size: int) -> tuple[_Pool, ...]:
                     f"Block {r.randint(1, 12)}, Street {r.randint(1, 140)}, "
                     f"House {r.randint(1, 60)}"
                 )
-                city, region = _KW_CITIES[r.randrange(len(_KW_CITIES))]
-                places.append((city, f"{r.randint(10, 99)}{r.randint(0, 999):03d}", region))
+                city, kw_region = _KW_CITIES[r.randrange(len(_KW_CITIES))]
+                places.append((city, f"{r.randint(10, 99)}{r.randint(0, 999):03d}", kw_region))
             else:
                 streets.append(fake.street_address().replace("\n", ", "))
                 region = fake.administrative_unit() if loc.country in {"US", "CA", "AU"} else None
