@@ -6,6 +6,7 @@ run; screens must take "now" from ``app.desk.now()``, never datetime.now().
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,10 +17,21 @@ from pulse_tui.services.desk import Desk
 from tests import factories
 
 
-@pytest.fixture
-def small_db_path(tmp_path: Path) -> Path:
-    path = tmp_path / "small.sqlite"
+@pytest.fixture(scope="session")
+def _small_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tui") / "small.sqlite"
     factories.build_small_db(path).dispose()
+    return path
+
+
+@pytest.fixture
+def small_db_path(_small_db_template: Path, tmp_path: Path) -> Path:
+    """A private copy of one deterministic build per session (tests may write to it)."""
+    path = tmp_path / "small.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(f"{_small_db_template}{suffix}")
+        if src.exists():
+            shutil.copyfile(src, f"{path}{suffix}")
     return path
 
 

@@ -10,9 +10,7 @@ PB-100006 pending, unpaid (USD)
 from __future__ import annotations
 
 import io
-import shutil
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,24 +38,6 @@ from tests import factories
 
 # anyio's pytest plugin (installed with httpx) runs the async tests on asyncio
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def _small_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("detail") / "small.sqlite"
-    factories.build_small_db(path).dispose()
-    return path
-
-
-@pytest.fixture
-def small_db_path(_small_db_template: Path, tmp_path: Path) -> Path:
-    """Overrides tests/tui/conftest.py's: a copy of one build per module (faster)."""
-    path = tmp_path / "small.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        src = Path(f"{_small_db_template}{suffix}")
-        if src.exists():
-            shutil.copyfile(src, f"{path}{suffix}")
-    return path
 
 
 async def settle(pilot: Any) -> None:

@@ -6,9 +6,7 @@ Regenerate with ``.venv/bin/pytest tests/tui/test_snapshots_detail.py
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,24 +20,6 @@ from tests import factories
 
 NARROW = (80, 24)
 WIDE = (120, 40)
-
-
-@pytest.fixture(scope="module")
-def _small_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("detail") / "small.sqlite"
-    factories.build_small_db(path).dispose()
-    return path
-
-
-@pytest.fixture
-def small_db_path(_small_db_template: Path, tmp_path: Path) -> Path:
-    """Overrides tests/tui/conftest.py's: a copy of one build per module (faster)."""
-    path = tmp_path / "small.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        src = Path(f"{_small_db_template}{suffix}")
-        if src.exists():
-            shutil.copyfile(src, f"{path}{suffix}")
-    return path
 
 
 async def _settle(pilot: Any) -> None:
