@@ -19,6 +19,7 @@ from pulse_tui.domain.money import MoneyError
 from pulse_tui.services.errors import ServiceError
 
 from . import db, demo, exit_codes, operators, orders
+from . import sync as sync_cli
 from .app_context import CliState, state
 from .output import fail
 
@@ -47,6 +48,7 @@ app.add_typer(orders.app, name="orders")
 app.add_typer(operators.app, name="operators")
 app.add_typer(db.app, name="db")
 app.add_typer(demo.app, name="demo")
+app.add_typer(sync_cli.app, name="sync")
 
 
 @app.callback()

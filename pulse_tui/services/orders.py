@@ -314,41 +314,75 @@ class OrderService:
         if card_last4 is not None and not (len(card_last4) == 4 and card_last4.isdigit()):
             raise InvalidInput("card last4 must be exactly four digits")
         with self._locked(ref, expected_version, "order.confirm_payment") as (s, order, _):
-            if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
-                raise RuleViolation(f"{order.number} is {order.status}: no payment can be taken")
-            if order.payment_status in sm.PAID_STATES:
-                raise RuleViolation(f"{order.number} is already paid")
-            s.add(
-                Payment(
-                    order_id=_id(order),
-                    gateway=gateway,
-                    method=method,
-                    gateway_ref=reference,
-                    status=PaymentStatus.PAID.value,
-                    currency=order.currency,
-                    amount=order.total,
-                    captured=order.total,
-                    card_brand=card_brand,
-                    card_last4=card_last4,
-                    created_at=self.ctx.now(),
-                )
-            )
-            order.paid = order.total
-            order.payment_status = PaymentStatus.PAID.value
-            record_event(
+            self._take_payment(
                 s,
-                self.ctx,
                 order,
-                "payment_confirmed",
-                f"Payment of {format_money(order.total, order.currency)} received "
-                f"({gateway}, {method})",
-                {"reference": reference},
+                gateway=gateway,
+                method=method,
+                reference=reference,
+                card_brand=card_brand,
+                card_last4=card_last4,
             )
-            if order.status == OrderStatus.PENDING:
-                self._transition_rule(order, OrderStatus.PROCESSING, system=True)
-                order.status = OrderStatus.PROCESSING.value
-                record_event(s, self.ctx, order, "status", "pending → processing")
             return order
+
+    def _take_payment(
+        self,
+        s: Session,
+        order: Order,
+        *,
+        gateway: str,
+        method: str,
+        reference: str | None = None,
+        card_brand: str | None = None,
+        card_last4: str | None = None,
+        payment: Payment | None = None,
+    ) -> Payment:
+        """The order's total is paid (inside a ``_locked`` transaction).
+
+        Shared by confirm_payment and the payment sync (services.payments),
+        which passes the pending ``payment`` row it already holds instead of
+        having a new one added.
+        """
+        if order.status in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+            raise RuleViolation(f"{order.number} is {order.status}: no payment can be taken")
+        if order.payment_status in sm.PAID_STATES:
+            raise RuleViolation(f"{order.number} is already paid")
+        if payment is None:
+            payment = Payment(
+                order_id=_id(order),
+                gateway=gateway,
+                method=method,
+                gateway_ref=reference,
+                status=PaymentStatus.PAID.value,
+                currency=order.currency,
+                amount=order.total,
+                captured=order.total,
+                card_brand=card_brand,
+                card_last4=card_last4,
+                created_at=self.ctx.now(),
+            )
+            s.add(payment)
+        else:
+            payment.status = PaymentStatus.PAID.value
+            payment.captured = order.total
+            payment.card_brand = card_brand or payment.card_brand
+            payment.card_last4 = card_last4 or payment.card_last4
+        order.paid = order.total
+        order.payment_status = PaymentStatus.PAID.value
+        record_event(
+            s,
+            self.ctx,
+            order,
+            "payment_confirmed",
+            f"Payment of {format_money(order.total, order.currency)} received "
+            f"({gateway}, {method})",
+            {"reference": reference},
+        )
+        if order.status == OrderStatus.PENDING:
+            self._transition_rule(order, OrderStatus.PROCESSING, system=True)
+            order.status = OrderStatus.PROCESSING.value
+            record_event(s, self.ctx, order, "status", "pending → processing")
+        return payment
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -519,12 +553,16 @@ class OrderService:
         self.ctx.actor.require(Permission.HOLD, "put orders on hold")
         reason_c = _clean(reason, "hold reason", 200)
         with self._locked(ref, expected_version, "order.hold") as (s, order, _):
-            problem = sm.hold_problem(state_of(order), hold=True)
-            if problem:
-                raise RuleViolation(f"{order.number}: {problem}")
-            order.on_hold, order.hold_reason = True, reason_c
-            record_event(s, self.ctx, order, "held", f"On hold: {reason_c}", {"reason": reason_c})
+            self._put_on_hold(s, order, reason_c)
             return order
+
+    def _put_on_hold(self, s: Session, order: Order, reason: str) -> None:
+        """Hold ``order`` (inside a ``_locked`` transaction); shared with the payment sync."""
+        problem = sm.hold_problem(state_of(order), hold=True)
+        if problem:
+            raise RuleViolation(f"{order.number}: {problem}")
+        order.on_hold, order.hold_reason = True, reason
+        record_event(s, self.ctx, order, "held", f"On hold: {reason}", {"reason": reason})
 
     def release(
         self, ref: str | int, *, note: str | None = None, expected_version: int | None = None

@@ -234,3 +234,33 @@ class OrderCount(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     n: int = 0
+
+
+class SyncLease(SQLModel, table=True):
+    """Who runs the payment sync now: one row per lease name, held until expiry.
+
+    A process takes the lease when the row is free or expired, renews it while
+    it works, and clears it when done; so one sync runs at a time across
+    processes (TUI workers and `pulse sync` alike).
+    """
+
+    __tablename__ = "sync_leases"
+
+    name: str = Field(primary_key=True)
+    holder: str | None = None
+    acquired_at: datetime | None = None
+    expires_at: datetime | None = None
+
+
+class GatewaySyncState(SQLModel, table=True):
+    """Per gateway: the incremental cursor and how the last sync went."""
+
+    __tablename__ = "gateway_sync_state"
+
+    gateway: str = Field(primary_key=True)
+    cursor: str | None = None
+    last_run_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    error_count: int = 0  # errors in the last run
