@@ -86,7 +86,7 @@ class OrderListScreen(Screen[None]):
             self,
             generation: int,
             page: Page,
-            counts: dict[str, int],
+            counts: dict[str, int] | None,
             position: str,
             now: datetime,
             more_before: bool,
@@ -98,6 +98,12 @@ class OrderListScreen(Screen[None]):
             self.position = position
             self.now = now
             self.more_before = more_before
+
+    class CountsLoaded(Message):
+        def __init__(self, generation: int, counts: dict[str, int]) -> None:
+            super().__init__()
+            self.generation = generation
+            self.counts = counts
 
     class MoreLoaded(Message):
         def __init__(self, generation: int, page: Page, direction: str) -> None:
@@ -165,7 +171,10 @@ class OrderListScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="list-load")
     def _load(self, generation: int, q: Query, position: str, anchor, limit: int) -> None:  # type: ignore[no-untyped-def]
         desk = self.app.desk  # type: ignore[attr-defined]
-        counts = desk.status_counts(q.filter)
+        # The rows come first: counting a filter's matches per status can take
+        # far longer than its first page (every match is visited), so the
+        # counts follow in their own message. "bottom" needs the total first.
+        counts = desk.status_counts(q.filter) if position == "bottom" else None
         if get_current_worker().is_cancelled:
             return
         f = q.effective
@@ -183,13 +192,18 @@ class OrderListScreen(Screen[None]):
         else:
             page = desk.list_orders(f, q.sort, limit=PAGE_ROWS)
         self.post_message(self.Loaded(generation, page, counts, position, desk.now(), more_before))
+        if counts is None and not get_current_worker().is_cancelled:
+            self.post_message(self.CountsLoaded(generation, desk.status_counts(q.filter)))
 
     @on(Loaded)
     def _loaded(self, msg: Loaded) -> None:
         if msg.generation != self.generation:
             return  # a newer query superseded this one
-        self.counts = msg.counts
-        self.tabs.set_counts(msg.counts)
+        if msg.counts is not None:
+            self.counts = msg.counts
+            self.tabs.set_counts(msg.counts)
+        elif msg.position != "keep":
+            self.counts = {}  # the old filter's counts: not this list's total
         table = self.table
         window = table.window
         if msg.position == "keep":
@@ -213,6 +227,14 @@ class OrderListScreen(Screen[None]):
         # The table's keys (enter: Open) are inactive while it is loading; the
         # footer must hear that they are back.
         self.refresh_bindings()
+        self._update_status()
+
+    @on(CountsLoaded)
+    def _counts_loaded(self, msg: CountsLoaded) -> None:
+        if msg.generation != self.generation:
+            return
+        self.counts = msg.counts
+        self.tabs.set_counts(msg.counts)
         self._update_status()
 
     @on(OrderTable.NeedRows)
@@ -242,8 +264,7 @@ class OrderListScreen(Screen[None]):
         table = self.table
         row = table.cursor_row
         if msg.direction == "after":
-            dropped = table.window.append(msg.page)
-            table.show_window(row - dropped, keep_offset=True)
+            table.extend_window(msg.page)
         else:
             added = table.window.prepend(msg.page)
             table.show_window(row + added, keep_offset=True)

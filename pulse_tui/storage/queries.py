@@ -8,13 +8,25 @@ costs. Ids ascend with placed time, so "placed" sorting is id order.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any
+from typing import Any, cast
 
 from babel.numbers import get_currency_precision, list_currencies
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    and_,
+    column,
+    false,
+    func,
+    or_,
+    select,
+    table,
+    true,
+)
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -111,7 +123,11 @@ def _total_clause(amount: Decimal, *, lower: bool, strict: bool) -> ColumnElemen
     return or_(*parts)
 
 
-def filter_clauses(session: Session, f: OrderFilter) -> list[ColumnElement[bool]]:
+def filter_clauses(
+    session: Session, f: OrderFilter, *, text: bool = True
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses for ``f``; ``text=False`` leaves out free text (the caller
+    drives the query from the FTS table instead, see ``list_orders``)."""
     c: list[ColumnElement[bool]] = []
     if f.statuses:
         c.append(col(Order.status).in_([s.value for s in f.statuses]))
@@ -134,17 +150,7 @@ def filter_clauses(session: Session, f: OrderFilter) -> list[ColumnElement[bool]
     if f.customer_id is not None:
         c.append(col(Order.customer_id) == f.customer_id)
     if f.customer:
-        like = f"%{f.customer.lower()}%"
-        c.append(
-            col(Order.customer_id).in_(
-                select(col(Customer.id)).where(
-                    or_(
-                        func.lower(col(Customer.name)).like(like),
-                        func.lower(col(Customer.email)).like(like),
-                    )
-                )
-            )
-        )
+        c.append(col(Order.customer_id).in_(_customers_like(session, f.customer)))
     if f.sku:
         c.append(
             col(Order.id).in_(select(col(OrderLine.order_id)).where(col(OrderLine.sku) == f.sku))
@@ -153,9 +159,23 @@ def filter_clauses(session: Session, f: OrderFilter) -> list[ColumnElement[bool]
         c.append(
             col(Order.id).in_(select(col(OrderTag.order_id)).where(col(OrderTag.tag) == f.tag))
         )
-    if f.text:
+    if f.text and text:
         c.append(_text_clause(session, f.text))
     return c
+
+
+def _customers_like(session: Session, fragment: str) -> Any:
+    """Ids of customers whose name or email contains ``fragment`` (any case).
+
+    SQLite's LIKE already ignores ASCII case, and its lower() folds only ASCII,
+    so ``lower(x) LIKE p`` and ``x LIKE p`` match the same rows there; leaving
+    lower() out halves the scan. PostgreSQL's LIKE is case-sensitive."""
+    like = f"%{fragment.lower()}%"
+    name: Any = col(Customer.name)
+    email: Any = col(Customer.email)
+    if not has_fts(session):
+        name, email = func.lower(name), func.lower(email)
+    return select(col(Customer.id)).where(or_(name.like(like), email.like(like)))
 
 
 def _text_clause(session: Session, text_: str) -> ColumnElement[bool]:
@@ -163,8 +183,6 @@ def _text_clause(session: Session, text_: str) -> ColumnElement[bool]:
         q = fts_query(text_)
         if q is None:
             return false()
-        from sqlalchemy import text as sql_text
-
         return col(Order.id).in_(
             select(sql_text("rowid"))
             .select_from(sql_text("order_search"))
@@ -193,6 +211,52 @@ def _text_clause(session: Session, text_: str) -> ColumnElement[bool]:
 
 
 # -- list ----------------------------------------------------------------
+
+# OrderRow's columns in its field order (customer name/email and the items
+# summary are spliced in): selecting columns, not the Order entity, skips the
+# ORM identity map and the JSON address snapshots the list never shows.
+_ROW_COLUMNS = (
+    col(Order.id),
+    col(Order.number),
+    col(Order.placed_at),
+    col(Order.customer_id),
+    col(Order.item_count),
+    col(Order.total),
+    col(Order.currency),
+    col(Order.status),
+    col(Order.payment_status),
+    col(Order.fulfillment_status),
+    col(Order.country),
+    col(Order.on_hold),
+    col(Order.hold_reason),
+    col(Order.version),
+)
+_SEARCH = table("order_search", column("rowid", Integer))
+
+
+def _row_of(r: Any, summary: str) -> OrderRow:
+    """An OrderRow from a result row of ``(*_ROW_COLUMNS, customer name, email)``."""
+    (oid, number, placed, customer_id, item_count, total, currency, status, pay, fulfil,
+     country, on_hold, hold_reason, version, name, email) = r  # fmt: skip
+    return OrderRow(
+        id=oid,
+        number=number,
+        placed_at=placed,
+        customer_id=customer_id,
+        customer_name=name,
+        customer_email=email,
+        items_summary=summary,
+        item_count=item_count,
+        total=total,
+        currency=currency,
+        status=status,
+        payment_status=pay,
+        fulfillment_status=fulfil,
+        country=country,
+        on_hold=on_hold,
+        hold_reason=hold_reason,
+        version=version,
+    )
 
 
 def _sort_column(sort: Sort) -> Any:
@@ -239,21 +303,43 @@ def list_orders(
     )
     if sort.key == "placed":
         order_by = order_by[1:]
-    stmt = (
-        select(Order, col(Customer.name), col(Customer.email))
-        .join(Customer, col(Customer.id) == col(Order.customer_id))
-        .where(and_(true(), *conds))
-        .order_by(*order_by)
-        .limit(limit + 1)
-    )
-    result = list(session.execute(stmt).all())
+    columns = (*_ROW_COLUMNS, col(Customer.name), col(Customer.email))
+    q = fts_query(f.text) if f.text and sort.key == "placed" and has_fts(session) else None
+    if q is not None:
+        # Drive the query from the FTS hits in rowid (= order id = placed)
+        # order: FTS5 walks its doclist newest first and stops at the LIMIT,
+        # where ``id IN (hits)`` would materialise every hit of a common word.
+        hit = _SEARCH.c.rowid
+        conds = filter_clauses(session, f, text=False)
+        conds.append(
+            cast(ColumnElement[bool], sql_text("order_search MATCH :fts").bindparams(fts=q))
+        )
+        if cur is not None:
+            conds.append(hit < cur.id if desc else hit > cur.id)
+        stmt = (
+            select(*columns)
+            .select_from(_SEARCH)
+            .join(Order, col(Order.id) == hit)
+            .join(Customer, col(Customer.id) == col(Order.customer_id))
+            .where(and_(true(), *conds))
+            .order_by(hit.desc() if desc else hit.asc())
+            .limit(limit + 1)
+        )
+    else:
+        stmt = (
+            select(*columns)
+            .join(Customer, col(Customer.id) == col(Order.customer_id))
+            .where(and_(true(), *conds))
+            .order_by(*order_by)
+            .limit(limit + 1)
+        )
+    result: list[Any] = list(session.execute(stmt).all())
     more = len(result) > limit
     result = result[:limit]
     if backwards:
         result.reverse()
-    rows = [_row(o, name, email, "") for o, name, email in result]
-    summaries = items_summaries(session, [r.id for r in rows])
-    rows = [replace(r, items_summary=summaries.get(r.id, "")) for r in rows]
+    summaries = items_summaries(session, [r[0] for r in result])
+    rows = [_row_of(r, summaries.get(r[0], "")) for r in result]
 
     def cursor_of(row: OrderRow) -> Cursor:
         value = {"placed": row.id, "total": row.total, "status": row.status}[sort.key]
@@ -270,29 +356,6 @@ def list_orders(
         next_c = cursor_of(rows[-1]) if more else None
         prev_c = cursor_of(rows[0]) if cur is not None else None
     return Page(rows, next_c, prev_c)
-
-
-def _row(o: Order, name: str, email: str, summary: str) -> OrderRow:
-    assert o.id is not None
-    return OrderRow(
-        id=o.id,
-        number=o.number,
-        placed_at=o.placed_at,
-        customer_id=o.customer_id,
-        customer_name=name,
-        customer_email=email,
-        items_summary=summary,
-        item_count=o.item_count,
-        total=o.total,
-        currency=o.currency,
-        status=o.status,
-        payment_status=o.payment_status,
-        fulfillment_status=o.fulfillment_status,
-        country=o.country,
-        on_hold=o.on_hold,
-        hold_reason=o.hold_reason,
-        version=o.version,
-    )
 
 
 def items_summary(lines: list[tuple[str, int]], width: int = 2) -> str:
@@ -429,3 +492,40 @@ def audit_entries(session: Session, entity: str, entity_id: str) -> list[AuditEn
             .order_by(col(AuditEntry.id))
         ).scalars()
     )
+
+
+# -- aggregates ------------------------------------------------------------
+
+
+def revenue_per_day(session: Session, days: int, now: datetime) -> list[tuple[date, str, int]]:
+    """Order value placed per UTC day and currency over the last ``days`` days.
+
+    The window is ``days`` whole UTC calendar days ending with ``now``'s day
+    (today counts up to ``now``). Cancelled orders are left out; every other
+    order counts with its total in minor units. Days without orders are
+    absent. Rows come back by day, then currency.
+    """
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    now = now.astimezone(UTC)
+    start = datetime.combine(now.date() - timedelta(days=days - 1), time.min, tzinfo=UTC)
+    placed = col(Order.placed_at)
+    day: Any = func.date(placed) if has_fts(session) else func.date_trunc("day", placed)
+    stmt = (
+        select(day, col(Order.currency), func.sum(col(Order.total)))
+        .where(
+            placed >= start,
+            placed <= now,
+            col(Order.status) != OrderStatus.CANCELLED.value,
+        )
+        .group_by(day, col(Order.currency))
+        .order_by(day, col(Order.currency))
+    )
+    out: list[tuple[date, str, int]] = []
+    for d, currency, amount in session.execute(stmt):
+        if isinstance(d, str):
+            d = date.fromisoformat(d)
+        elif isinstance(d, datetime):
+            d = d.date()
+        out.append((d, currency, int(amount)))
+    return out

@@ -78,15 +78,20 @@ class RowWindow:
 
     def append(self, page: Page) -> int:
         """Add the next page; returns how many rows were dropped at the front."""
+        return len(self.append_rows(page))
+
+    def append_rows(self, page: Page) -> list[OrderRow]:
+        """Add the next page; returns the rows dropped at the front."""
         self.rows.extend(page.rows)
         self.more_after = page.next_cursor is not None
         drop = max(0, len(self.rows) - self.max_rows)
+        dropped = self.rows[:drop]
         if drop:
             del self.rows[:drop]
             self.more_before = True
             if self.start is not None:
                 self.start += drop
-        return drop
+        return dropped
 
     def prepend(self, page: Page) -> int:
         """Add the previous page; returns how many rows were added at the front."""
@@ -231,6 +236,9 @@ class OrderTable(DataTable[Content | str]):
         self._layout_width = -1
         self._layout: list[tuple[Column, int]] = []
         self._suppress_edges = False
+        # Formatted cells by (order id, version, layout width, now): a refill
+        # re-adds rows already seen, and babel's money formatting is not free.
+        self._cells: dict[tuple[int, int, int, datetime], tuple[Content, ...]] = {}
 
     # -- feeding -----------------------------------------------------------
 
@@ -271,15 +279,49 @@ class OrderTable(DataTable[Content | str]):
             label = f"{col.label} {arrow}" if col.key == sort_col else col.label
             self.add_column(Content(label), width=w, key=col.key)
 
+    def extend_window(self, page: Page) -> int:
+        """Add the next page at the bottom without rebuilding the table.
+
+        Only the new rows are added and the rows the window drops at the top
+        removed; the cursor and the scroll offset move up by as many lines,
+        so the same orders stay where they were on screen. Returns how many
+        rows were dropped."""
+        row = self.cursor_row
+        dropped = self.window.append_rows(page)
+        self._suppress_edges = True
+        try:
+            with self.app.batch_update():
+                for r in dropped:
+                    self.remove_row(str(r.id))
+                self._add_rows(page.rows)
+                if self.row_count:
+                    target = max(0, min(row - len(dropped), self.row_count - 1))
+                    self.move_cursor(row=target, animate=False, scroll=False)
+                    if dropped:
+                        y = max(0, round(self.scroll_y) - len(dropped))
+                        self.scroll_to(y=y, animate=False, force=True, immediate=True)
+        finally:
+            self._suppress_edges = False
+        return len(dropped)
+
     def _add_window_rows(self) -> None:
+        self._add_rows(self.window.rows)
+
+    def _add_rows(self, rows: list[OrderRow]) -> None:
         now = self.now or self.app.desk.now()  # type: ignore[attr-defined]
-        for r in self.window.rows:
-            # Plain strings would be parsed as markup by DataTable; customer
-            # names and product names are data, so wrap them as Content.
-            cells = (cell(r, c, w, now) for c, w in self._layout)
-            self.add_row(
-                *(v if isinstance(v, Content) else Content(v) for v in cells), key=str(r.id)
-            )
+        if len(self._cells) > 4 * self.window.max_rows:
+            self._cells.clear()
+        width = self._layout_width
+        for r in rows:
+            key = (r.id, r.version, width, now)
+            cells = self._cells.get(key)
+            if cells is None:
+                # Plain strings would be parsed as markup by DataTable; customer
+                # names and product names are data, so wrap them as Content.
+                raw = (cell(r, c, w, now) for c, w in self._layout)
+                cells = tuple(v if isinstance(v, Content) else Content(v) for v in raw)
+                self._cells[key] = cells
+            self.add_row(*cells, key=str(r.id))
 
     def on_resize(self) -> None:
         if self.size.width != self._layout_width and self.window.rows:

@@ -511,3 +511,46 @@ def test_cancelled_paid_detail_has_refund(tmp_path: Path) -> None:
     assert [(r.amount, r.status) for r in det.refunds] == [(det.order.total, "requested")]
     assert [e.kind for e in det.events][:2] == ["refund_requested", "cancelled"]
     eng.dispose()
+
+
+def _revenue_oracle(refs: list[Ref], days: int, now: datetime) -> list[tuple[object, str, int]]:
+    first_day = now.date() - timedelta(days=days - 1)
+    sums: Counter[tuple[object, str]] = Counter()
+    for r in refs:
+        day = r.placed_at.astimezone(UTC).date()
+        if r.status != "cancelled" and first_day <= day and r.placed_at <= now:
+            sums[(day, r.currency)] += r.total
+    return sorted((d, c, n) for (d, c), n in sums.items())
+
+
+@pytest.mark.parametrize("days", [1, 3, 10, 90])
+def test_revenue_per_day_matches_the_rows(db: Engine, days: int) -> None:
+    refs = load_all(db)
+    now = START - timedelta(days=3)
+    with read_session(db) as s:
+        got = queries.revenue_per_day(s, days, now)
+    assert got == _revenue_oracle(refs, days, now)
+    if days == 90:  # not vacuous: several days and currencies, cancelled ones left out
+        assert len({d for d, _, _ in got}) > 5 and len({c for _, c, _ in got}) == 4
+        cancelled = sum(r.total for r in refs if r.status == "cancelled")
+        assert cancelled and sum(n for *_, n in got) == sum(
+            r.total for r in refs if r.status != "cancelled" and r.placed_at <= now
+        )
+
+
+def test_revenue_per_day_window_edges(db: Engine) -> None:
+    refs = [r for r in load_all(db) if r.status != "cancelled"]
+    newest = max(refs, key=lambda r: r.placed_at)
+    with read_session(db) as s:
+        # an order placed exactly at `now` counts; one a microsecond later does not
+        at = queries.revenue_per_day(s, 1, newest.placed_at)
+        before = queries.revenue_per_day(s, 1, newest.placed_at - timedelta(microseconds=1))
+        with pytest.raises(ValueError):
+            queries.revenue_per_day(s, 0, START)
+    day = newest.placed_at.date()
+    assert (day, newest.currency) in {(d, c) for d, c, _ in at}
+    assert dict(((d, c), n) for d, c, n in at).get((day, newest.currency), 0) - dict(
+        ((d, c), n) for d, c, n in before
+    ).get((day, newest.currency), 0) == sum(
+        r.total for r in refs if r.placed_at == newest.placed_at and r.currency == newest.currency
+    )
