@@ -46,7 +46,7 @@ from .models import (
     Refund,
     Shipment,
 )
-from .search import fts_query, has_fts
+from .search import fts_query, has_fts, trigram_query
 
 PAGE_SIZE = 50
 
@@ -124,10 +124,11 @@ def _total_clause(amount: Decimal, *, lower: bool, strict: bool) -> ColumnElemen
 
 
 def filter_clauses(
-    session: Session, f: OrderFilter, *, text: bool = True
+    session: Session, f: OrderFilter, *, text: bool = True, driver: str | None = None
 ) -> list[ColumnElement[bool]]:
-    """WHERE clauses for ``f``; ``text=False`` leaves out free text (the caller
-    drives the query from the FTS table instead, see ``list_orders``)."""
+    """WHERE clauses for ``f``; ``text=False`` leaves out free text and
+    ``driver="sku"``/``"tag"`` that filter (the caller drives the query from
+    the FTS table or that index instead, see ``list_orders``)."""
     c: list[ColumnElement[bool]] = []
     if f.statuses:
         c.append(col(Order.status).in_([s.value for s in f.statuses]))
@@ -150,12 +151,12 @@ def filter_clauses(
     if f.customer_id is not None:
         c.append(col(Order.customer_id) == f.customer_id)
     if f.customer:
-        c.append(col(Order.customer_id).in_(_customers_like(session, f.customer)))
-    if f.sku:
+        c.append(col(Order.customer_id).in_(_customers_matching(session, f.customer)))
+    if f.sku and driver != "sku":
         c.append(
             col(Order.id).in_(select(col(OrderLine.order_id)).where(col(OrderLine.sku) == f.sku))
         )
-    if f.tag:
+    if f.tag and driver != "tag":
         c.append(
             col(Order.id).in_(select(col(OrderTag.order_id)).where(col(OrderTag.tag) == f.tag))
         )
@@ -164,12 +165,17 @@ def filter_clauses(
     return c
 
 
-def _customers_like(session: Session, fragment: str) -> Any:
+def _customers_matching(session: Session, fragment: str) -> Any:
     """Ids of customers whose name or email contains ``fragment`` (any case).
 
+    On SQLite a fragment of 3+ characters is looked up in the trigram index
+    ``customer_search`` (migration 0003); shorter ones scan with LIKE.
     SQLite's LIKE already ignores ASCII case, and its lower() folds only ASCII,
     so ``lower(x) LIKE p`` and ``x LIKE p`` match the same rows there; leaving
     lower() out halves the scan. PostgreSQL's LIKE is case-sensitive."""
+    tri = trigram_query(fragment) if has_fts(session) else None
+    if tri is not None:
+        return _trigram_ids(tri)
     like = f"%{fragment.lower()}%"
     name: Any = col(Customer.name)
     email: Any = col(Customer.email)
@@ -178,16 +184,34 @@ def _customers_like(session: Session, fragment: str) -> Any:
     return select(col(Customer.id)).where(or_(name.like(like), email.like(like)))
 
 
+def _trigram_ids(tri: str, param: str = "tri_customer") -> Any:
+    # distinct parameter names: customer: and free text may both be in one query
+    return (
+        select(sql_text("rowid"))
+        .select_from(sql_text("customer_search"))
+        .where(sql_text(f"customer_search MATCH :{param}").bindparams(**{param: tri}))
+    )
+
+
 def _text_clause(session: Session, text_: str) -> ColumnElement[bool]:
+    """Free text: word prefixes in the order index (number, name, email, SKUs,
+    tracking) or, for 3+ characters, a substring of the customer's name or
+    email (trigram index), so mid-address fragments are found too."""
     if has_fts(session):
         q = fts_query(text_)
-        if q is None:
-            return false()
-        return col(Order.id).in_(
-            select(sql_text("rowid"))
-            .select_from(sql_text("order_search"))
-            .where(sql_text("order_search MATCH :fts").bindparams(fts=q))
+        hits = (
+            col(Order.id).in_(
+                select(sql_text("rowid"))
+                .select_from(sql_text("order_search"))
+                .where(sql_text("order_search MATCH :fts").bindparams(fts=q))
+            )
+            if q is not None
+            else false()
         )
+        tri = trigram_query(text_)
+        if tri is None:
+            return hits
+        return or_(hits, col(Order.customer_id).in_(_trigram_ids(tri, "tri_text")))
     like = f"%{text_.lower()}%"
     return or_(
         func.lower(col(Order.number)).like(like),
@@ -304,36 +328,81 @@ def list_orders(
     if sort.key == "placed":
         order_by = order_by[1:]
     columns = (*_ROW_COLUMNS, col(Customer.name), col(Customer.email))
-    q = fts_query(f.text) if f.text and sort.key == "placed" and has_fts(session) else None
+    placed_sqlite = sort.key == "placed" and has_fts(session)
+    q = fts_query(f.text) if f.text and placed_sqlite else None
+    streams: list[Any] = []
     if q is not None:
         # Drive the query from the FTS hits in rowid (= order id = placed)
         # order: FTS5 walks its doclist newest first and stops at the LIMIT,
         # where ``id IN (hits)`` would materialise every hit of a common word.
         hit = _SEARCH.c.rowid
-        conds = filter_clauses(session, f, text=False)
-        conds.append(
-            cast(ColumnElement[bool], sql_text("order_search MATCH :fts").bindparams(fts=q))
-        )
+        base = filter_clauses(session, f, text=False)
+        fts_conds = [
+            *base,
+            cast(ColumnElement[bool], sql_text("order_search MATCH :fts").bindparams(fts=q)),
+        ]
         if cur is not None:
-            conds.append(hit < cur.id if desc else hit > cur.id)
-        stmt = (
+            fts_conds.append(hit < cur.id if desc else hit > cur.id)
+        streams.append(
             select(*columns)
             .select_from(_SEARCH)
             .join(Order, col(Order.id) == hit)
             .join(Customer, col(Customer.id) == col(Order.customer_id))
-            .where(and_(true(), *conds))
+            .where(and_(true(), *fts_conds))
             .order_by(hit.desc() if desc else hit.asc())
             .limit(limit + 1)
         )
-    else:
+        tri = trigram_query(f.text or "")
+        if tri is not None:
+            # ... plus the orders of customers whose name or email contains
+            # the text (trigram index): a second newest-first stream, merged.
+            tri_conds = [*base, col(Order.customer_id).in_(_trigram_ids(tri, "tri_text"))]
+            if cur is not None:
+                tri_conds.append(col(Order.id) < cur.id if desc else col(Order.id) > cur.id)
+            streams.append(
+                select(*columns)
+                .join(Customer, col(Customer.id) == col(Order.customer_id))
+                .where(and_(true(), *tri_conds))
+                .order_by(*order_by)
+                .limit(limit + 1)
+            )
+    elif placed_sqlite and (f.tag or f.sku):
+        # Drive the page from the (tag, order_id) / (sku, order_id) index in
+        # order_id order, so it stops after limit + 1 matches instead of
+        # materialising every order carrying a common tag or SKU.
+        driver = "tag" if f.tag else "sku"
+        link: Any = OrderTag if f.tag else OrderLine
+        key: Any = col(OrderTag.tag) == f.tag if f.tag else col(OrderLine.sku) == f.sku
+        oid = col(link.order_id)
+        drv_conds = [*filter_clauses(session, f, driver=driver), key]
+        if cur is not None:
+            drv_conds.append(oid < cur.id if desc else oid > cur.id)
         stmt = (
+            select(*columns)
+            .select_from(link)
+            .join(Order, col(Order.id) == oid)
+            .join(Customer, col(Customer.id) == col(Order.customer_id))
+            .where(and_(true(), *drv_conds))
+            .order_by(oid.desc() if desc else oid.asc())
+            .limit(limit + 1)
+        )
+        # an order may hold two lines of one SKU: DISTINCT keeps it once
+        # (streamed, so the LIMIT still stops the index walk early)
+        streams.append(stmt.distinct() if driver == "sku" else stmt)
+    else:
+        streams.append(
             select(*columns)
             .join(Customer, col(Customer.id) == col(Order.customer_id))
             .where(and_(true(), *conds))
             .order_by(*order_by)
             .limit(limit + 1)
         )
-    result: list[Any] = list(session.execute(stmt).all())
+    result: list[Any]
+    if len(streams) == 1:
+        result = list(session.execute(streams[0]).all())
+    else:
+        merged = {r[0]: r for stream in streams for r in session.execute(stream)}
+        result = [merged[i] for i in sorted(merged, reverse=desc)][: limit + 1]
     more = len(result) > limit
     result = result[:limit]
     if backwards:
@@ -445,12 +514,20 @@ def find_order(session: Session, number_or_id: str | int) -> Order | None:
 
 
 def order_detail(session: Session, number_or_id: str | int) -> OrderDetail | None:
-    order = find_order(session, number_or_id)
-    if order is None:
+    # The order and its customer in one round trip (each ORM statement costs
+    # more in SQLAlchemy than in SQLite at this size).
+    by: Any = (
+        col(Order.id) == number_or_id
+        if isinstance(number_or_id, int)
+        else col(Order.number) == number_or_id
+    )
+    got = session.execute(
+        select(Order, Customer).join(Customer, col(Customer.id) == col(Order.customer_id)).where(by)
+    ).first()
+    if got is None:
         return None
+    order, customer = got
     oid = order.id
-    customer = session.get(Customer, order.customer_id)
-    assert customer is not None
 
     def rows(model: Any, *order_by: Any) -> list[Any]:
         return list(
@@ -509,6 +586,31 @@ def revenue_per_day(session: Session, days: int, now: datetime) -> list[tuple[da
         raise ValueError("days must be at least 1")
     now = now.astimezone(UTC)
     start = datetime.combine(now.date() - timedelta(days=days - 1), time.min, tzinfo=UTC)
+    if has_fts(session):
+        return _revenue_from_day_totals(session, start, now)
+    return _revenue_group_by(session, start, now)
+
+
+def _revenue_from_day_totals(
+    session: Session, start: datetime, now: datetime
+) -> list[tuple[date, str, int]]:
+    """Whole days before ``now``'s day from the trigger-kept order_day_totals
+    (migration 0003); today, which counts only up to ``now``, from the rows."""
+    today = datetime.combine(now.date(), time.min, tzinfo=UTC)
+    past = session.execute(
+        sql_text(
+            "SELECT day, currency, revenue FROM order_day_totals "
+            "WHERE day >= :first AND day < :today AND orders > 0 ORDER BY day, currency"
+        ),
+        {"first": start.date().isoformat(), "today": today.date().isoformat()},
+    )
+    out = [(date.fromisoformat(d), c, int(n)) for d, c, n in past]
+    return out + _revenue_group_by(session, today, now)
+
+
+def _revenue_group_by(
+    session: Session, start: datetime, now: datetime
+) -> list[tuple[date, str, int]]:
     placed = col(Order.placed_at)
     day: Any = func.date(placed) if has_fts(session) else func.date_trunc("day", placed)
     stmt = (

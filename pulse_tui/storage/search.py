@@ -65,3 +65,26 @@ def fts_query(user_text: str) -> str | None:
     if not words:
         return None
     return " ".join(f'"{w}"*' for w in words)
+
+
+# -- customers: trigram substring index (SQLite, migration 0003) ---------------
+
+TRIGRAM_MIN = 3  # a trigram index cannot answer fragments shorter than this
+
+
+def trigram_query(fragment: str) -> str | None:
+    """A MATCH expression for ``customer_search`` finding ``fragment`` anywhere
+    in a customer's name or email (any case), or None when the fragment is too
+    short for trigrams (callers keep LIKE then). The whole fragment is one
+    quoted string, so nothing the operator types reaches FTS5's syntax."""
+    frag = fragment.strip()
+    if len(frag) < TRIGRAM_MIN:
+        return None
+    return '"' + frag.replace('"', '""') + '"'
+
+
+def rebuild_customer_search(session: Session) -> None:
+    """Rebuild the trigram index from the customers table (after a bulk load)."""
+    if not has_fts(session):
+        return
+    session.execute(text("INSERT INTO customer_search(customer_search) VALUES ('rebuild')"))

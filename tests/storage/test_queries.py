@@ -554,3 +554,158 @@ def test_revenue_per_day_window_edges(db: Engine) -> None:
     ).get((day, newest.currency), 0) == sum(
         r.total for r in refs if r.placed_at == newest.placed_at and r.currency == newest.currency
     )
+
+
+# -- migration 0003: daily totals and the customer trigram index ---------------
+
+
+def _day_totals_vs_group_by(engine: Engine) -> None:
+    """order_day_totals (trigger-kept) equals a plain GROUP BY over the orders."""
+    with engine.connect() as c:
+        kept = c.execute(
+            text(
+                "SELECT day, currency, orders, revenue FROM order_day_totals "
+                "WHERE orders > 0 ORDER BY 1, 2"
+            )
+        ).all()
+        plain = c.execute(
+            text(
+                "SELECT date(placed_at), currency, count(*), sum(total) FROM orders "
+                "WHERE status != 'cancelled' GROUP BY 1, 2 ORDER BY 1, 2"
+            )
+        ).all()
+    assert kept == plain
+
+
+def test_day_totals_stay_right_through_service_actions(tmp_path: Path) -> None:
+    eng = factories.build_small_db(tmp_path / "days.sqlite")
+    d = factories.desk(eng, ADMIN)
+    now = START + timedelta(days=1)
+
+    def check() -> None:
+        _day_totals_vs_group_by(eng)
+        with read_session(eng) as s:
+            for days in (1, 2, 40):
+                got = queries.revenue_per_day(s, days, now)
+                first = now.date() - timedelta(days=days - 1)
+                start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+                assert got == queries._revenue_group_by(s, start, now)
+
+    check()
+    o = factories.place(d)
+    p = factories.place(d, lines=(("CAP-RED", 1),), currency="USD", country="US")
+    check()
+    d.orders.confirm_payment(o.number)
+    d.orders.cancel(p.number, reason="customer_request")  # leaves the totals
+    check()
+    with write_session(eng) as s:  # a hand-run SQL fix: the triggers keep up
+        s.execute(text("UPDATE orders SET status = 'pending' WHERE number = :n"), {"n": p.number})
+        s.execute(text("UPDATE orders SET total = total + 7 WHERE id = 3"))
+        s.execute(text("UPDATE orders SET currency = 'GBP' WHERE id = 4"))
+        s.execute(text("UPDATE orders SET placed_at = '2026-10-01 08:00:00.000000' WHERE id = 5"))
+        for t in ("order_lines", "order_events", "payments", "shipments", "order_tags"):
+            s.execute(text(f"DELETE FROM {t} WHERE order_id = 6"))
+        s.execute(text("DELETE FROM orders WHERE id = 6"))
+    check()
+    with read_session(eng) as s:
+        assert sum(n for *_, n in queries.revenue_per_day(s, 90, now)) > 0
+    eng.dispose()
+
+
+def test_migration_backfills_day_totals_and_customer_index(tmp_path: Path) -> None:
+    """Upgrading a database that already holds orders (0002 → 0003) fills both."""
+    from pulse_tui.storage.db import upgrade
+
+    eng = factories.build_small_db(tmp_path / "up.sqlite")
+    with write_session(eng) as s:  # back to 0002 with data in place
+        for trig in ("orders_day_ins", "orders_day_del", "orders_day_upd"):
+            s.execute(text(f"DROP TRIGGER {trig}"))
+        for trig in ("customers_search_ins", "customers_search_del", "customers_search_upd"):
+            s.execute(text(f"DROP TRIGGER {trig}"))
+        s.execute(text("DROP TABLE order_day_totals"))
+        s.execute(text("DROP TABLE customer_search"))
+        s.execute(text("UPDATE alembic_version SET version_num = '0002'"))
+    upgrade(eng)
+    _day_totals_vs_group_by(eng)
+    with read_session(eng) as s:
+        assert s.execute(text("SELECT count(*) FROM order_day_totals")).scalar_one() > 3
+    assert _customer_ids(eng, "example") == _customer_ids_plain(eng, "example")
+    eng.dispose()
+
+
+def _customer_ids(engine: Engine, fragment: str) -> set[int]:
+    return set(listed_ids(engine, OrderFilter(customer=fragment)))
+
+
+def _customer_ids_plain(engine: Engine, fragment: str) -> set[int]:
+    return {
+        r.id
+        for r in load_all(engine)
+        if fragment.lower() in r.name.lower() or fragment.lower() in r.email.lower()
+    }
+
+
+@pytest.mark.parametrize("frag", ["race", "ACE HOP", "e@exam", "ller", "mple.d", "nobody"])
+def test_customer_filter_uses_substrings(db: Engine, frag: str) -> None:
+    got = _customer_ids(db, frag)
+    assert got == _customer_ids_plain(db, frag)
+    if frag != "nobody":
+        assert got  # not vacuous
+
+
+def test_text_search_finds_mid_address_fragments(db: Engine) -> None:
+    refs = load_all(db)
+    grace = {r.id for r in refs if r.customer_id == 1}
+    assert _text_ids(db, "race@exa") == grace  # inside the address, across '@'
+    assert _text_ids(db, "opper") == grace  # inside the surname
+    assert _text_ids(db, "ra") == set()  # too short for trigrams: word starts only
+    # word prefixes still match through the order index (numbers, SKUs)
+    assert _text_ids(db, "PB-100003") == {3}
+    # keyset pages over the merged streams: every hit exactly once, newest first
+    ids = listed_ids(db, OrderFilter(text="example"))
+    assert ids == sorted(set(ids), reverse=True)
+    assert set(ids) == {r.id for r in refs if "example" in r.email.lower()} | _text_ids(
+        db, "example"
+    )
+
+
+def test_customer_index_follows_customer_changes(tmp_path: Path) -> None:
+    eng = factories.build_small_db(tmp_path / "cust.sqlite")
+    with write_session(eng) as s:
+        s.execute(text("UPDATE customers SET name = 'Zelda Quaxley' WHERE id = 1"))
+    assert _customer_ids(eng, "quaxl") == _customer_ids_plain(eng, "quaxl") != set()
+    assert _customer_ids(eng, "grace") == _customer_ids_plain(eng, "grace")
+    with write_session(eng) as s:
+        s.execute(
+            text(
+                "INSERT INTO customers(name, email, locale, created_at) "
+                "VALUES ('Wim Oxbridge', 'wim@oxb.example', 'en_US', '2026-01-01 00:00:00')"
+            )
+        )
+        cid = s.execute(text("SELECT max(id) FROM customers")).scalar_one()
+        assert s.execute(
+            text("SELECT rowid FROM customer_search WHERE customer_search MATCH '\"xbrid\"'")
+        ).all() == [(cid,)]
+    eng.dispose()
+
+
+def test_sku_page_lists_an_order_once_with_two_lines_of_the_sku(tmp_path: Path) -> None:
+    eng = factories.build_small_db(tmp_path / "sku.sqlite")
+    with write_session(eng) as s:  # a second MUG-BLUE line on an order that has one
+        oid = s.execute(
+            text("SELECT max(order_id) FROM order_lines WHERE sku = 'MUG-BLUE'")
+        ).scalar_one()
+        s.execute(
+            text(
+                "INSERT INTO order_lines(order_id, product_id, sku, name, kind, quantity, "
+                "unit_price, tax_rate_bp, discount, tax, line_total, qty_fulfilled, "
+                "qty_returned, qty_refunded) SELECT order_id, product_id, sku, name, kind, "
+                "1, unit_price, tax_rate_bp, 0, 0, unit_price, 0, 0, 0 FROM order_lines "
+                "WHERE order_id = :o AND sku = 'MUG-BLUE'"
+            ),
+            {"o": oid},
+        )
+    ids = listed_ids(eng, OrderFilter(sku="MUG-BLUE"))
+    assert ids.count(oid) == 1
+    assert ids == sorted(set(ids), reverse=True)
+    eng.dispose()
