@@ -18,7 +18,7 @@ from pulse_tui.domain.filters import FilterError
 from pulse_tui.domain.money import MoneyError
 from pulse_tui.services.errors import ServiceError
 
-from . import db, demo, exit_codes, operators, orders
+from . import db, demo, exit_codes, operators, orders, payments
 from . import sync as sync_cli
 from .app_context import CliState, state
 from .output import fail
@@ -49,6 +49,7 @@ app.add_typer(operators.app, name="operators")
 app.add_typer(db.app, name="db")
 app.add_typer(demo.app, name="demo")
 app.add_typer(sync_cli.app, name="sync")
+app.add_typer(payments.app, name="payments")
 
 
 @app.callback()

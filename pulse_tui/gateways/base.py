@@ -6,6 +6,31 @@ results to ``services.payments``, which applies them through the order rules.
 
 Money is an int of minor units plus an upper-case ISO 4217 code, as everywhere
 else; a provider that sends decimal strings (PayPal) is converted here.
+
+Payment methods are ``domain.payments.PaymentMethod``: card (brand and last
+four digits only), wallet (``Wallet``: PayPal, Apple Pay, Google Pay), bank
+transfer (no adapter: reconciled from statements by services.reconcile) and
+crypto.
+
+Crypto is an adapter slot, not an adapter. A crypto provider (a payment
+processor that quotes fiat amounts, e.g. an invoice API) plugs in like Stripe
+and PayPal, with no change to services or the sync:
+
+- implement every method of ``GatewayAdapter`` below with its own ``name``
+  (the gateway column, e.g. ``"crypto_processor"``); the payment is the
+  provider's invoice/charge id;
+- ``fetch_payment`` / ``list_changes`` return ``PaymentInfo`` with
+  ``method="crypto"``, ``amount``/``currency`` in the order's fiat currency
+  (never a coin amount), ``status`` PAID only once the provider counts the
+  payment as final (its confirmation threshold), UNPAID while unconfirmed,
+  FAILED when the invoice expired or was underpaid, and ``order_ref`` from
+  the invoice metadata;
+- refunds are ``RefundInfo`` like any other; a provider that cannot refund
+  raises ``GatewayError(retryable=False)`` from ``create_refund`` so the
+  refund is handled by hand;
+- every HTTP error becomes ``GatewayError`` with ``retryable`` set for 429,
+  5xx, timeouts and garbled bodies (``json_body`` helps), and the adapter is
+  registered in ``gateways.sync.build_adapters`` from its config section.
 """
 
 from __future__ import annotations
@@ -65,7 +90,7 @@ class PaymentInfo:
     currency: str
     captured: int = 0
     refunded: int = 0
-    method: str = "card"  # card | wallet | bank_transfer | crypto
+    method: str = "card"  # a domain.payments.PaymentMethod value
     card_brand: str | None = None
     card_last4: str | None = None
     wallet: str | None = None

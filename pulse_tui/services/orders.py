@@ -23,6 +23,7 @@ from pulse_tui.domain.filters import FilterError, normalize_tag
 from pulse_tui.domain.geo import normalize_country
 from pulse_tui.domain.money import MoneyError, format_money, normalize_currency
 from pulse_tui.domain.numbers import order_number
+from pulse_tui.domain.payments import parse_method
 from pulse_tui.domain.permissions import Permission
 from pulse_tui.domain.status import (
     CancelReason,
@@ -313,12 +314,18 @@ class OrderService:
         self.ctx.actor.require(Permission.HOLD, "confirm payments")
         if card_last4 is not None and not (len(card_last4) == 4 and card_last4.isdigit()):
             raise InvalidInput("card last4 must be exactly four digits")
+        if reference:
+            reference = _clean(reference, "payment reference", 200)
+        try:
+            method_v = parse_method(method).value
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
         with self._locked(ref, expected_version, "order.confirm_payment") as (s, order, _):
             self._take_payment(
                 s,
                 order,
                 gateway=gateway,
-                method=method,
+                method=method_v,
                 reference=reference,
                 card_brand=card_brand,
                 card_last4=card_last4,

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from pulse_tui.domain.money import format_money
+from pulse_tui.domain.payments import method_problem, parse_method, parse_wallet
 from pulse_tui.domain.permissions import Permission, Role
 from pulse_tui.domain.status import PAID_STATES, OrderStatus, PaymentStatus
 from pulse_tui.gateways.base import PaymentInfo, RefundInfo
@@ -100,6 +101,14 @@ class PaymentService:
         self.ctx.actor.require(Permission.HOLD, "attach payments")
         if not reference or not reference.strip():
             raise InvalidInput("a gateway payment needs its reference")
+        try:
+            method_v, wallet_v = parse_method(method), parse_wallet(wallet)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        problem = method_problem(method_v, wallet_v)
+        if problem:
+            raise InvalidInput(problem)
+        method, wallet = method_v.value, wallet_v.value if wallet_v else None
         svc = OrderService(self.ctx)
         with svc._locked(order_ref, None, "payment.attach") as (s, order, _):
             if _payment_by_ref(s, gateway, reference) is not None:

@@ -215,6 +215,16 @@ def test_place_note_with_card_number_is_refused(engine: Engine, admin_desk: Desk
 # -- payment, processing -----------------------------------------------------
 
 
+def test_confirm_payment_refuses_a_card_number_as_reference(
+    engine: Engine, admin_desk: Desk
+) -> None:
+    o = place(admin_desk)
+    before = db_state(engine)
+    with pytest.raises(InvalidInput, match="card number"):
+        admin_desk.orders.confirm_payment(o.number, reference="4111-1111-1111-1111")
+    assert db_state(engine) == before
+
+
 def test_confirm_payment(engine: Engine, admin_desk: Desk) -> None:
     o = place(admin_desk)
     admin_desk.orders.confirm_payment(
