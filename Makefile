@@ -25,7 +25,7 @@ $(STAMP_DEV): pyproject.toml | $(PY)
 
 demo: $(STAMP_DEMO)
 	@test -f $(DEMO_DB) || $(BIN)/pulse --db sqlite:///$(DEMO_DB) demo seed --orders $(DEMO_ORDERS) --seed 42
-	$(BIN)/pulse --db sqlite:///$(DEMO_DB) --as demo
+	$(BIN)/pulse --db sqlite:///$(DEMO_DB) --as demo demo live
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check pulse_tui tests benchmarks

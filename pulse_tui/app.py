@@ -7,20 +7,88 @@ database and a frozen clock.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from textual import on
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.reactive import var
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Header
+from textual.worker import Worker, WorkerState
 
 from pulse_tui import messages
 from pulse_tui.commands import PROVIDERS
 from pulse_tui.config import Settings, save_setting
 from pulse_tui.services.desk import Desk
+from pulse_tui.services.errors import ServiceError
 from pulse_tui.themes.themes import DEFAULT_THEME, THEMES
+from pulse_tui.widgets.sync_indicator import SyncIndicator, SyncStatus
+
+if TYPE_CHECKING:
+    import httpx
+
+    from pulse_tui.services.payment_sync import PaymentSync, SyncReport
 
 THEMES_DIR = Path(__file__).parent / "themes"
+SYNC_GROUP = "payment-sync"
+MAX_SYNC_BACKOFF_S = 300.0  # longest wait between failing runs (unless the interval is longer)
+
+
+class SyncRunner(Protocol):
+    """What the App's sync worker calls: one run, reporting what it did.
+
+    The default is ``GatewaySync`` (settings' gateways over HTTP); tests pass
+    a fake. An optional ``async aclose()`` is awaited when the App exits.
+    """
+
+    async def run_once(self) -> SyncReport: ...
+
+
+class GatewaySync:
+    """The default runner: PaymentSync over the configured gateways, with one
+    shared httpx client (its connection pool) opened on first use."""
+
+    def __init__(self, desk: Desk, settings: Settings) -> None:
+        self.desk = desk
+        self.settings = settings
+        self._client: httpx.AsyncClient | None = None
+        self._sync: PaymentSync | None = None
+
+    async def run_once(self) -> SyncReport:
+        if self._sync is None:
+            from pulse_tui.gateways.sync import build_adapters, make_client
+            from pulse_tui.services.payment_sync import PaymentSync
+
+            self._client = make_client()
+            adapters = build_adapters(self.settings, self._client)
+            self._sync = PaymentSync(self.desk.engine, adapters, clock=self.desk.ctx.clock)
+        return await self._sync.run_once()
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+            self._sync = None
+
+
+def default_sync(desk: Desk, settings: Settings | None) -> SyncRunner | None:
+    """A GatewaySync when settings configure a gateway, else None (sync off)."""
+    if settings is None or not any(g.configured for g in settings.gateways.values()):
+        return None
+    return GatewaySync(desk, settings)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    report: SyncReport
+    changed: list[tuple[int, str]]  # (order id, number) of the orders the run changed
 
 
 def _css_paths() -> list[Path]:
@@ -31,6 +99,10 @@ def _css_paths() -> list[Path]:
 
 
 class PulseApp(App[None]):
+    """The order desk. With a ``sync`` runner it also runs the payment sync in
+    an async worker every ``sync_interval`` seconds (never blocking the UI)
+    and shows how it went in every screen's header."""
+
     TITLE = "Pulse order desk"
     CSS_PATH = _css_paths()  # a list: screens may add their own sheets next to pulse.tcss
     ENABLE_COMMAND_PALETTE = True
@@ -45,12 +117,25 @@ class PulseApp(App[None]):
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
+    sync_status: var[SyncStatus] = var(SyncStatus())
+
     def __init__(
-        self, desk: Desk, *, theme: str | None = None, settings: Settings | None = None
+        self,
+        desk: Desk,
+        *,
+        theme: str | None = None,
+        settings: Settings | None = None,
+        sync: SyncRunner | None = None,
+        sync_interval: float | None = None,
     ) -> None:
         super().__init__()
         self.desk = desk
         self.settings = settings
+        self.sync_runner = sync
+        interval = sync_interval or (settings.sync_interval_s if settings else 30.0)
+        self.sync_interval = max(1.0, float(interval))
+        self._sync_failures = 0
+        self._sync_timer: Timer | None = None
         self._initial_theme = theme or (settings.theme if settings else None) or DEFAULT_THEME
         self._persist_theme = False
         for t in THEMES.values():
@@ -68,6 +153,15 @@ class PulseApp(App[None]):
         name = self._initial_theme if self._initial_theme in self.available_themes else None
         self.theme = name or DEFAULT_THEME
         self._persist_theme = True
+        if self.sync_runner is not None:
+            self.screen_change_signal.subscribe(self, self._screen_changed)
+            self._screen_changed(self.screen)
+            self.call_after_refresh(self.run_sync)
+
+    async def on_unmount(self) -> None:
+        close = getattr(self.sync_runner, "aclose", None)
+        if close is not None:
+            await close()
 
     def watch_theme(self, name: str) -> None:
         if self._persist_theme and self.settings is not None and name in THEMES:
@@ -96,6 +190,107 @@ class PulseApp(App[None]):
             return
         self.theme = name
 
+    # -- payment sync ------------------------------------------------------
+
+    def _screen_changed(self, screen: Screen[Any]) -> None:
+        # the screen may not have composed its Header yet: look after a refresh
+        self.call_after_refresh(self._attach_indicator, screen, 3)
+
+    def _attach_indicator(self, screen: Screen[Any], tries: int) -> None:
+        """Give the screen's Header (if it has one) its sync indicator."""
+        if not screen.is_attached:
+            return
+        headers = list(screen.query(Header).results(Header))
+        if not headers:
+            if tries > 0:
+                self.call_after_refresh(self._attach_indicator, screen, tries - 1)
+            return
+        header = headers[0]
+        if not header.query(SyncIndicator):
+            header.add_class("-sync")
+            header.mount(SyncIndicator(classes="sync-indicator"))
+
+    def run_sync(self) -> None:
+        """Start a sync run now, unless one is running (or sync is off)."""
+        if self.sync_runner is None or self._sync_running():
+            return
+        if self._sync_timer is not None:
+            self._sync_timer.stop()
+            self._sync_timer = None
+        self.sync_status = replace(self.sync_status, phase="running")
+        self._sync_worker(self.sync_runner)
+
+    def _sync_running(self) -> bool:
+        return any(w.group == SYNC_GROUP and not w.is_finished for w in self.workers)
+
+    @work(exclusive=False, exit_on_error=False, group=SYNC_GROUP, name="payment sync")
+    async def _sync_worker(self, runner: SyncRunner) -> SyncResult:
+        report = await runner.run_once()
+        numbers = list(dict.fromkeys(r.order for r in report.changed if r.order))
+        changed = await asyncio.to_thread(self._order_ids, numbers) if numbers else []
+        return SyncResult(report, changed)
+
+    def _order_ids(self, numbers: list[str]) -> list[tuple[int, str]]:
+        """(id, number) of each changed order (in a thread: it reads the database)."""
+        out = []
+        for number in numbers:
+            try:
+                order = self.desk.orders.detail(number).order
+            except ServiceError:
+                continue
+            assert order.id is not None
+            out.append((order.id, order.number))
+        return out
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group != SYNC_GROUP or worker.node is not self:
+            return
+        if event.state == WorkerState.SUCCESS:
+            self._sync_finished(worker.result, None)
+        elif event.state == WorkerState.ERROR:
+            self._sync_finished(None, worker.error)
+
+    def _sync_finished(self, result: SyncResult | None, error: BaseException | None) -> None:
+        now = self.desk.now()
+        status = self.sync_status
+        if result is not None and result.report.skipped_by:
+            status = replace(status, phase="elsewhere", error=None, next_run=None)
+            self._sync_failures = 0
+        elif result is not None and result.report.ok:
+            report = result.report
+            when = report.finished_at or now
+            status = SyncStatus("ok", last_success=when, changed=len(result.changed))
+            self._sync_failures = 0
+        else:
+            if result is not None:
+                message = result.report.errors[-1]
+            else:
+                message = str(error) or type(error).__name__
+            self._sync_failures += 1
+            delay = self._retry_delay()
+            status = SyncStatus(
+                "error",
+                last_success=status.last_success,
+                error=message,
+                next_run=now + timedelta(seconds=delay),
+                changed=len(result.changed) if result else 0,
+            )
+        self.sync_status = status
+        if result is not None:
+            for order_id, number in result.changed:
+                self.post_message(messages.OrderChanged(order_id, number))
+        delay = self._retry_delay() if status.phase == "error" else self.sync_interval
+        if self.sync_runner is not None and self.is_running:
+            self._sync_timer = self.set_timer(delay, self.run_sync, name="next payment sync")
+
+    def _retry_delay(self) -> float:
+        """The interval, doubled for each failed run in a row (up to a cap)."""
+        if self._sync_failures <= 1:
+            return self.sync_interval
+        cap = max(self.sync_interval, MAX_SYNC_BACKOFF_S)
+        return min(cap, self.sync_interval * 2 ** (self._sync_failures - 1))
+
     # -- messages ----------------------------------------------------------
 
     @on(messages.OpenOrder)
@@ -114,15 +309,33 @@ class PulseApp(App[None]):
 
         OrderChanged bubbles up to the App from whichever screen acted; the
         lists hear about it through a non-bubbling Refresh message."""
+        from pulse_tui.screens.order_detail import OrderDetailScreen
         from pulse_tui.screens.order_list import OrderListScreen
 
         for screen in self.screen_stack:
             if isinstance(screen, OrderListScreen):
                 screen.post_message(OrderListScreen.Refresh(message.order_id))
+            elif isinstance(screen, OrderDetailScreen):
+                screen.post_message(OrderDetailScreen.Refresh(message.order_id))
+
+
+_DEFAULT_SYNC: Any = object()
 
 
 def build_app(
-    desk: Desk, *, theme: str | None = None, settings: Settings | None = None
+    desk: Desk,
+    *,
+    theme: str | None = None,
+    settings: Settings | None = None,
+    sync: SyncRunner | None = _DEFAULT_SYNC,
+    sync_interval: float | None = None,
 ) -> PulseApp:
-    """The one way to make the App: hand it a ready Desk (and optional Settings)."""
-    return PulseApp(desk, theme=theme, settings=settings)
+    """The one way to make the App: hand it a ready Desk (and optional Settings).
+
+    ``sync`` runs the payment sync inside the App; by default it is built from
+    the settings' configured gateways (none configured, or ``sync=None``: off).
+    ``sync_interval`` defaults to ``settings.sync_interval_s``.
+    """
+    if sync is _DEFAULT_SYNC:
+        sync = default_sync(desk, settings)
+    return PulseApp(desk, theme=theme, settings=settings, sync=sync, sync_interval=sync_interval)

@@ -72,3 +72,56 @@ def seed(
             f"{data['products']:,} products, {data['lines']:,} lines "
             f"in {data['seconds']:.1f} s (operator: demo)"
         )
+
+
+@app.command("live")
+def live(
+    ctx: typer.Context,
+    orders: Annotated[
+        int, typer.Option("--orders", min=1, help="Pending orders to pay through localstripe.")
+    ] = 12,
+    over: Annotated[
+        float, typer.Option("--over", min=1, help="Seconds over which the customer pays.")
+    ] = 60.0,
+    interval: Annotated[
+        float, typer.Option("--interval", min=1, help="Seconds between sync runs.")
+    ] = 5.0,
+) -> None:
+    """Open the desk with live payment sync against a local localstripe.
+
+    Starts localstripe on 127.0.0.1 (state in memory), creates payment intents
+    there for pending orders, and confirms most of them over the first minute,
+    so pending orders turn to processing (or on hold) by themselves. Stops
+    localstripe when the desk closes."""
+    try:
+        import localstripe  # noqa: F401
+    except ImportError:
+        raise ServiceError("live demo needs localstripe: pip install 'pulse-tui[demo]'") from None
+    from pulse_tui.config import GatewayConfig
+    from pulse_tui.services import demo_live
+
+    from .main import open_desk
+
+    st = state(ctx)
+    engine = st.engine()
+    with demo_live.LocalStripe() as server:
+        customer = demo_live.Customer(server.url)
+        try:
+            intents = demo_live.create_intents(engine, customer, count=orders)
+            err_console().print(
+                f"localstripe on {server.url}: {len(intents)} payment intent(s) created; "
+                f"the customer pays over the next {over:.0f} s"
+            )
+            st.settings.gateways["stripe"] = GatewayConfig(
+                "stripe", server.url, secret_key=demo_live.SECRET
+            )
+            st.settings.sync_interval_s = interval
+            confirmer = demo_live.Confirmer(customer, intents, over=over)
+            confirmer.start()
+            try:
+                open_desk(st)
+            finally:
+                confirmer.stop()
+                confirmer.join(5)
+        finally:
+            customer.close()

@@ -85,6 +85,9 @@ def _report(report: SyncReport) -> int:
             result_line(f"{r.order}\t{r.outcome}\t{g.gateway}:{r.ref}")
         for e in g.errors:
             message(f"error: {e}")
+        if g.unknown:
+            shown = ", ".join(g.unknown[:5]) + (" …" if len(g.unknown) > 5 else "")
+            message(f"warning: {len(g.unknown)} pending payment(s) unknown at {g.gateway}: {shown}")
     return exit_codes.OK if report.ok else exit_codes.FAILED
 
 

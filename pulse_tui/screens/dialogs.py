@@ -463,3 +463,55 @@ class StatusDialog(ActionDialog):
             self.dismiss(Outcome("route", route=values["action"]))
             return
         super().start({"target": values["target"]})
+
+
+class TransferDialog(ActionDialog):
+    """Mark a bank transfer received: the transfer reference, then a yes/no.
+
+    The reference is free text the services check (a card number is refused
+    there); this dialog only insists that there is one."""
+
+    TITLE_TEXT = "Mark transfer received"
+    SUBMIT_LABEL = "Continue…"
+    FIELD_PREFIXES = {"reference": ("reference", "transfer reference", "payment reference")}
+    HINT = "enter continue · esc close"
+
+    def __init__(self, number: str, perform: Perform | None, *, amount: str) -> None:
+        super().__init__(number, perform)
+        self.amount = amount
+
+    def compose_fields(self) -> ComposeResult:
+        yield Static(
+            f"Record the bank transfer of [b]{escape(self.amount)}[/] for "
+            f"{escape(self.number)}; the order moves to processing.",
+            classes="dialog-message",
+        )
+        yield from self.field(
+            "reference",
+            "Transfer reference (from the bank statement)",
+            Input(id="reference", placeholder=f"e.g. {self.number}"),
+        )
+
+    def collect(self) -> dict[str, Any] | None:
+        reference = self.query_one("#reference", Input).value.strip()
+        if not reference:
+            self.show_error("enter the transfer reference", "reference")
+            return None
+        return {"gateway": "bank_transfer", "method": "bank_transfer", "reference": reference}
+
+    def start(self, values: dict[str, Any]) -> None:
+        message = (
+            f"Mark {escape(self.number)} paid: {escape(self.amount)} received by bank "
+            f"transfer (reference {escape(values['reference'])})?"
+        )
+
+        def confirmed(outcome: Outcome | None) -> None:
+            if outcome is not None and outcome.kind == "confirmed":
+                super(TransferDialog, self).start(values)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                self.number, None, title="Confirm payment", message=message, yes="Yes, mark paid"
+            ),
+            confirmed,
+        )

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
@@ -39,6 +40,7 @@ from pulse_tui.screens.dialogs import (
     ShipDialog,
     StatusDialog,
     TagDialog,
+    TransferDialog,
 )
 from pulse_tui.services.errors import ServiceError
 from pulse_tui.services.orders import state_of
@@ -50,6 +52,7 @@ from pulse_tui.widgets.order_panels import (
     PaymentsPanel,
     ShipmentsPanel,
     SummaryHeader,
+    awaiting_payment,
 )
 from pulse_tui.widgets.timeline import Timeline
 
@@ -78,10 +81,19 @@ class OrderDetailScreen(Screen[None]):
         Binding("t", "tag", "Tags", id="detail.tag"),
         Binding("p", "ship", "Ship", id="detail.ship"),
         Binding("d", "deliver", "Delivered", id="detail.deliver"),
+        Binding("m", "transfer_received", "Transfer received", id="detail.transfer_received"),
         Binding("ctrl+r", "reload", "Reload", id="detail.reload", show=False),
         Binding("j", "scroll_body(1)", "Scroll down", id="detail.down", show=False),
         Binding("k", "scroll_body(-1)", "Scroll up", id="detail.up", show=False),
     ]
+
+    class Refresh(Message, bubble=False):
+        """An order changed elsewhere (the payment sync, another screen): reload
+        if it is the one shown."""
+
+        def __init__(self, order_id: int | None = None) -> None:
+            super().__init__()
+            self.order_id = order_id
 
     def __init__(self, ref: str | int) -> None:
         super().__init__()
@@ -164,6 +176,13 @@ class OrderDetailScreen(Screen[None]):
         self.query_one("#shipments", ShipmentsPanel).show(d, now)
         await self.query_one("#timeline", Timeline).show(d.events, now)
 
+    @on(Refresh)
+    def _refresh(self, message: Refresh) -> None:
+        if self.loaded is None:
+            return  # the first load is on its way and will see the change
+        if message.order_id is None or message.order_id == self.loaded.detail.order.id:
+            self.load()
+
     def set_banner(self, text: str, level: str = "info") -> None:
         banner = self.query_one("#detail-banner", Static)
         banner.set_classes(f"-{level}" if text else "")
@@ -195,6 +214,7 @@ class OrderDetailScreen(Screen[None]):
             "tag": Permission.EDIT,
             "ship": Permission.FULFIL,
             "deliver": Permission.FULFIL,
+            "transfer_received": Permission.HOLD,  # the services' "confirm payments"
         }
         if action not in needs:
             return True
@@ -220,6 +240,10 @@ class OrderDetailScreen(Screen[None]):
             return "cancel" in self._offered_actions() or None
         if action in ("ship", "deliver"):
             return action in self._offered_actions() or None
+        if action == "transfer_received":
+            if not awaiting_payment(order):
+                return False
+            return not order.on_hold or None  # on hold: release first (services say so)
         return True
 
     # -- actions -------------------------------------------------------------
@@ -333,6 +357,17 @@ class OrderDetailScreen(Screen[None]):
             return
         number = self.loaded.detail.order.number
         self._open(ShipDialog(number, self._perform("ship")), "shipped")
+
+    def action_transfer_received(self) -> None:
+        if self.loaded is None:
+            return
+        order = self.loaded.detail.order
+        dialog = TransferDialog(
+            order.number,
+            self._perform("confirm_payment"),
+            amount=money(order.total - order.paid, order.currency),
+        )
+        self._open(dialog, "bank transfer recorded")
 
     def action_deliver(self) -> None:
         if self.loaded is None:

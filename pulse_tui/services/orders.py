@@ -321,6 +321,22 @@ class OrderService:
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
         with self._locked(ref, expected_version, "order.confirm_payment") as (s, order, _):
+            # A payment already attached at this gateway and still waiting is
+            # the one being confirmed: settle it rather than add a second row.
+            waiting = s.execute(
+                select(Payment)
+                .where(
+                    col(Payment.order_id) == _id(order),
+                    col(Payment.gateway) == gateway,
+                    col(Payment.status).in_(
+                        [PaymentStatus.UNPAID.value, PaymentStatus.AUTHORIZED.value]
+                    ),
+                )
+                .order_by(col(Payment.id).desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            if waiting is not None and reference and not waiting.gateway_ref:
+                waiting.gateway_ref = reference
             self._take_payment(
                 s,
                 order,
@@ -329,6 +345,7 @@ class OrderService:
                 reference=reference,
                 card_brand=card_brand,
                 card_last4=card_last4,
+                payment=waiting,
             )
             return order
 

@@ -50,6 +50,9 @@ class GatewayReport:
     refunds_updated: int = 0
     errors: list[str] = field(default_factory=list)  # what failed for good this run
     retried: list[str] = field(default_factory=list)  # transient errors that were retried
+    # Payments we hold as pending that the gateway says it never had (404):
+    # worth a look, but not a failed run — the next refresh asks again.
+    unknown: list[str] = field(default_factory=list)
     cursor: str | None = None
 
     @property
@@ -174,7 +177,10 @@ class PaymentSync:
                 try:
                     info = await retry(lambda: adapter.fetch_payment(ref))
                 except GatewayError as exc:
-                    rep.errors.append(f"{name}: fetch {ref}: {exc}")
+                    if exc.status == 404:
+                        rep.unknown.append(ref)
+                    else:
+                        rep.errors.append(f"{name}: fetch {ref}: {exc}")
                     return
             rep.refreshed += 1
             await self._apply(rep, info)

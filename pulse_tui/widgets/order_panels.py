@@ -18,6 +18,8 @@ from textual.containers import Grid, Vertical
 from textual.markup import escape
 from textual.widgets import Static
 
+from pulse_tui.domain.status import OrderStatus, PaymentStatus
+from pulse_tui.storage.models import Order, Payment
 from pulse_tui.storage.queries import OrderDetail
 from pulse_tui.widgets.formatting import absolute_time, money, relative_time
 from pulse_tui.widgets.status_badge import badge_markup
@@ -50,6 +52,14 @@ def address_line(addr: Mapping[str, Any] | None) -> str:
 
 def _pairs(items: Iterable[tuple[str, str]]) -> str:
     return "  ".join(f"[{MUTED}]{escape(k)}[/] {escape(v)}" for k, v in items if v)
+
+
+def awaiting_payment(order: Order) -> bool:
+    """A pending order with nothing paid yet (a bank transfer may still come)."""
+    return order.status == OrderStatus.PENDING and order.payment_status in (
+        PaymentStatus.UNPAID,
+        PaymentStatus.FAILED,
+    )
 
 
 class Panel(Vertical):
@@ -170,17 +180,43 @@ class PaymentsPanel(Panel):
             # services strip payments for this role: say so rather than look empty
             self.body.update(f"[{MUTED}]No access to payment details for your role.[/]")
             return
-        if not d.payments and not d.refunds:
-            self.body.update(f"[{MUTED}]No payments yet.[/]")
-            return
         rows: list[str] = []
+        if not d.payments and not d.refunds:
+            rows.append(f"[{MUTED}]No payments yet.[/]")
         for p in d.payments:
-            card = ""
-            if p.card_brand or p.card_last4:
-                card = f"{p.card_brand or 'card'} •••• {p.card_last4 or '????'}"
-            head = " · ".join(x for x in (p.gateway, p.method.replace("_", " "), card) if x)
-            amount = money(p.amount, p.currency)
-            rows.append(f"{escape(head)}  {badge_markup('pay', p.status)}  [b]{escape(amount)}[/]")
+            rows.extend(self._payment_rows(p))
+        if d.refunds:
+            rows.append("[b]Refunds[/]")
+            for r in d.refunds:
+                rows.append(
+                    f"  {escape(money(r.amount, r.currency))} [b]{escape(r.status)}[/] "
+                    f"[{MUTED}]{escape(r.reason)} · by {escape(r.created_by)} · "
+                    f"{escape(when(r.created_at, now))}[/]"
+                )
+        o = d.order
+        if awaiting_payment(o):
+            # the reference a customer quotes on a bank transfer is the order number
+            due = money(o.total - o.paid, o.currency)
+            rows.append(
+                f"[b]Bank transfer[/]: quote [b]{escape(o.number)}[/] [{MUTED}]for[/] {escape(due)}"
+            )
+        self.body.update("\n".join(rows))
+
+    @staticmethod
+    def _payment_rows(p: Payment) -> list[str]:
+        card = ""
+        if p.card_brand or p.card_last4:
+            card = f"{p.card_brand or 'card'} •••• {p.card_last4 or '????'}"
+        method = p.wallet or p.method.replace("_", " ")
+        gateway = p.gateway.replace("_", " ")
+        parts = [gateway] if gateway == method else [gateway, method]
+        head = " · ".join(x for x in (*parts, card) if x)
+        amount = money(p.amount, p.currency)
+        rows = [f"{escape(head)}  {badge_markup('pay', p.status)}  [b]{escape(amount)}[/]"]
+        if p.status in (PaymentStatus.UNPAID, PaymentStatus.AUTHORIZED, PaymentStatus.FAILED):
+            what = "awaiting" if p.status != PaymentStatus.FAILED else "failed"
+            rows.append("  " + _pairs([(what, "reference " + (p.gateway_ref or "—"))]))
+        else:
             rows.append(
                 "  "
                 + _pairs(
@@ -190,15 +226,7 @@ class PaymentsPanel(Panel):
                     ]
                 )
             )
-        if d.refunds:
-            rows.append("[b]Refunds[/]")
-            for r in d.refunds:
-                rows.append(
-                    f"  {escape(money(r.amount, r.currency))} [b]{escape(r.status)}[/] "
-                    f"[{MUTED}]{escape(r.reason)} · by {escape(r.created_by)} · "
-                    f"{escape(when(r.created_at, now))}[/]"
-                )
-        self.body.update("\n".join(rows))
+        return rows
 
 
 class ShipmentsPanel(Panel):

@@ -200,3 +200,20 @@ async def test_sync_paid_failed_pending_then_paid(
         r3 = await sync.run_once()
         assert r3.ok and r3.changed == []
         assert snapshot(engine) == before
+
+
+async def test_payment_unknown_at_the_gateway_is_reported_not_failed(
+    engine: Engine, admin_desk, clock, localstripe_url: str
+) -> None:
+    o = factories.place(admin_desk)
+    svc = PaymentService(Context(engine, factories.ADMIN, clock=clock))
+    svc.attach(o.number, gateway="stripe", reference="pi_never_created_here")
+    async with httpx.AsyncClient(timeout=5) as client:
+        adapters = {"stripe": StripeAdapter(client, SECRET, localstripe_url)}
+        sync = PaymentSync(engine, adapters, clock=clock, policy=RetryPolicy(sleep=no_sleep))
+        before = snapshot(engine)
+        report = await sync.run_once()
+    assert report.ok, report.errors
+    assert report.gateways[0].unknown == ["pi_never_created_here"]
+    assert snapshot(engine) == before
+    assert order(engine, o.number).status == "pending"

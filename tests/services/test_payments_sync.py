@@ -182,3 +182,14 @@ def test_gateway_config_from_env_masked(monkeypatch, tmp_path) -> None:
     assert "sk_test_fromfile" not in repr(s) and "pp_secret" not in repr(s)
     assert st.masked()["secret_key"] == "****0000"
     assert not GatewayConfig("stripe", "x").configured
+
+
+def test_confirming_an_attached_transfer_settles_that_payment(engine, admin_desk, svc) -> None:
+    o = factories.place(admin_desk)
+    svc.attach(o.number, gateway="bank_transfer", reference="STMT-1", method="bank_transfer")
+    admin_desk.orders.confirm_payment(o.number, gateway="bank_transfer", reference="STMT-1")
+    with read_session(engine) as s:
+        rows = s.execute(
+            select(Payment.status, Payment.captured).where(Payment.order_id == o.id)
+        ).all()
+    assert rows == [("paid", o.total)]

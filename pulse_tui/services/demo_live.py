@@ -1,0 +1,232 @@
+"""Live payment sync for the demo: a local localstripe and a pretend customer.
+
+``pulse demo live`` (the Makefile's ``demo`` target) uses this module to
+
+1. start localstripe on 127.0.0.1 and a free port, its state in memory only
+   (``python -m pulse_tui.services.demo_live PORT``; localstripe otherwise
+   pickles its store to /tmp and reloads it at start);
+2. create a PaymentIntent there for some of the demo's pending, unpaid orders
+   and attach it to the order (through PaymentService, as the checkout would);
+3. play the customer in a background thread: over the first minute it
+   confirms most intents (some with a card that is declined), so the TUI's
+   own sync turns pending orders to processing, or on hold, by itself.
+
+Nothing here is used outside the demo; it needs the ``demo`` extra (localstripe).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from sqlalchemy import Engine
+
+from pulse_tui.domain.filters import OrderFilter
+from pulse_tui.domain.status import OrderStatus, PaymentStatus
+
+from .context import SYSTEM, Context
+from .desk import Desk
+from .errors import ServiceError
+from .payments import PaymentService
+
+SECRET = "sk_test_pulse_demo_0000000000000000"
+GOOD_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000341"  # attaches fine, declined when charged
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalStripe:
+    """A localstripe process on 127.0.0.1; a context manager that stops it."""
+
+    def __init__(self, log: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 15.0) -> LocalStripe:
+        out = open(self.log, "wb") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pulse_tui.services.demo_live", str(self.port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServiceError(f"localstripe exited at start (code {self.proc.returncode})")
+            try:
+                r = httpx.get(
+                    f"{self.url}/v1/customers",
+                    headers={"Authorization": f"Bearer {SECRET}"},
+                    timeout=1,
+                )
+                if r.status_code < 500:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise ServiceError(f"localstripe did not answer on {self.url}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> LocalStripe:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class Intent:
+    order: str
+    ref: str
+    declines: bool
+
+
+@dataclass
+class Customer:
+    """Plays the customer's side against localstripe."""
+
+    base_url: str
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(
+            base_url=self.base_url, headers={"Authorization": f"Bearer {SECRET}"}, timeout=10
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _post(self, path: str, data: dict[str, str]) -> dict[str, object]:
+        r = self.client.post(path, data=data)
+        r.raise_for_status()
+        return r.json()  # type: ignore[no-any-return]
+
+    def intent(self, order: str, amount: int, currency: str, card: str) -> str:
+        pm = self._post(
+            "/v1/payment_methods",
+            {
+                "type": "card",
+                "card[number]": card,
+                "card[exp_month]": "12",
+                "card[exp_year]": "2030",
+                "card[cvc]": "123",
+            },
+        )["id"]
+        data = {
+            "amount": str(amount),
+            "currency": currency.lower(),
+            "payment_method": str(pm),
+            "metadata[pulse_order]": order,
+        }
+        return str(self._post("/v1/payment_intents", data)["id"])
+
+    def confirm(self, ref: str) -> None:
+        # a declined card answers 402: that is the point, not an error here
+        self.client.post(f"/v1/payment_intents/{ref}/confirm", data={})
+
+
+def create_intents(
+    engine: Engine, customer: Customer, *, count: int = 12, seed: int = 7
+) -> list[Intent]:
+    """PaymentIntents for up to ``count`` of the newest pending, unpaid orders,
+    attached to those orders (as SYSTEM, like a checkout). About one in four
+    uses a card that will be declined."""
+    rng = random.Random(seed)
+    desk = Desk(engine, SYSTEM)
+    f = OrderFilter(
+        statuses=(OrderStatus.PENDING,), payment_statuses=(PaymentStatus.UNPAID,), on_hold=False
+    )
+    payments = PaymentService(Context(engine, SYSTEM))
+    out: list[Intent] = []
+    for row in desk.list_orders(f, limit=count * 2).rows:
+        if len(out) >= count:
+            break
+        d = desk.orders.detail(row.number)
+        if d.payments:  # already has a gateway payment: leave it alone
+            continue
+        o = d.order
+        declines = rng.random() < 0.25
+        ref = customer.intent(
+            o.number, o.total - o.paid, o.currency, DECLINED_CARD if declines else GOOD_CARD
+        )
+        try:
+            payments.attach(o.number, gateway="stripe", reference=ref, method="card")
+        except ServiceError:
+            continue
+        out.append(Intent(o.number, ref, declines))
+    return out
+
+
+class Confirmer(threading.Thread):
+    """Confirms the intents one by one, spread over ``over`` seconds."""
+
+    def __init__(
+        self,
+        customer: Customer,
+        intents: list[Intent],
+        *,
+        over: float = 60.0,
+        keep_pending: int = 2,
+        sleep: Callable[[float], bool] | None = None,
+    ) -> None:
+        super().__init__(name="demo-customer", daemon=True)
+        self.customer = customer
+        self.todo = intents[: max(0, len(intents) - keep_pending)]  # a few stay pending
+        self.gap = over / max(1, len(self.todo))
+        self.stopped = threading.Event()
+        self.confirmed: list[str] = []
+        self._sleep = sleep or self.stopped.wait
+
+    def run(self) -> None:
+        for intent in self.todo:
+            if self._sleep(self.gap) or self.stopped.is_set():
+                return
+            try:
+                self.customer.confirm(intent.ref)
+                self.confirmed.append(intent.ref)
+            except httpx.HTTPError:
+                return  # localstripe went away (the demo is closing)
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def serve(port: int) -> None:
+    """Run localstripe on 127.0.0.1:``port`` with its store in memory only."""
+    from aiohttp import web
+    from localstripe import resources, server
+
+    resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
+    resources.Store.try_load_from_disk = lambda self: None  # type: ignore[method-assign]
+    web.run_app(server.app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

@@ -1,0 +1,56 @@
+"""The live demo: localstripe started by demo_live, intents for pending orders,
+the pretend customer confirming them, and the sync turning them to processing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from pulse_tui.gateways.stripe import StripeAdapter
+from pulse_tui.gateways.sync import RetryPolicy
+from pulse_tui.services import demo_live
+from pulse_tui.services.payment_sync import PaymentSync
+from tests import factories
+
+
+async def _no_sleep(_s: float) -> None:
+    return None
+
+
+def test_live_demo_pays_pending_orders_through_localstripe(engine, admin_desk) -> None:
+    for _ in range(4):
+        factories.place(admin_desk)
+    with demo_live.LocalStripe() as server:
+        customer = demo_live.Customer(server.url)
+        try:
+            intents = demo_live.create_intents(engine, customer, count=4, seed=1)
+            assert len(intents) == 4
+            # a second call finds every pending order already attached
+            assert demo_live.create_intents(engine, customer, count=4) == []
+            confirmer = demo_live.Confirmer(
+                customer, intents, over=1, keep_pending=1, sleep=lambda _s: False
+            )
+            confirmer.run()  # in this thread: deterministic
+            assert len(confirmer.confirmed) == 3
+
+            async def sync_once():  # type: ignore[no-untyped-def]
+                async with httpx.AsyncClient(timeout=5) as client:
+                    adapters = {"stripe": StripeAdapter(client, demo_live.SECRET, server.url)}
+                    return await PaymentSync(
+                        engine, adapters, policy=RetryPolicy(sleep=_no_sleep)
+                    ).run_once()
+
+            report = asyncio.run(sync_once())
+        finally:
+            customer.close()
+    assert report.ok, report.errors
+    by_number = {i.order: i for i in intents}
+    for number, intent in by_number.items():
+        o = admin_desk.orders.detail(number).order
+        if intent.ref not in confirmer.confirmed:
+            assert (o.status, o.on_hold) == ("pending", False)
+        elif intent.declines:
+            assert (o.status, o.hold_reason) == ("pending", "payment failed")
+        else:
+            assert (o.status, o.payment_status) == ("processing", "paid")
