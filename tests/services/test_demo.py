@@ -108,6 +108,14 @@ def test_parallel_generation_matches_inline(tmp_path: Path, monkeypatch, seeded)
         assert a[table] == b[table], table
 
 
+def test_the_load_leaves_the_file_in_wal_mode(seeded) -> None:
+    # bulk_load swaps WAL for a rollback journal during the load (it halves
+    # the I/O of a million-order seed) and must put WAL back.
+    conn = seeded[2]
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
 def test_summary_and_shapes(seeded) -> None:
     _e, summary, conn, _p = seeded
     assert summary.orders == N
