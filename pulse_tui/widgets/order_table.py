@@ -3,20 +3,28 @@
 The database may hold a million matching orders; the table only ever holds
 ``RowWindow.max_rows`` of them. ``RowWindow`` is the pure bookkeeping (which
 rows are held, the keyset cursors at both ends, the absolute position when
-known); ``OrderTable`` is a DataTable fed from the window, which asks its
-screen for more rows (``OrderTable.NeedRows``) when the cursor nears an edge.
+known); ``OrderTable`` is a Line-API ScrollView over the window that asks
+its screen for more rows (``OrderTable.NeedRows``) when the cursor nears an
+edge. It paints each row from a pre-built Strip: Textual's DataTable rendered
+every cell through Rich and dropped its caches on every row added or removed.
 Columns adapt to the width: narrow terminals drop the least essential ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
 from textual.binding import Binding
 from textual.content import Content
+from textual.geometry import Size
 from textual.message import Message
-from textual.widgets import DataTable
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from pulse_tui.domain.filters import Sort
 from pulse_tui.storage.queries import Cursor, OrderRow, Page
@@ -142,7 +150,7 @@ def columns_for(width: int) -> list[Column]:
 
 
 def layout(width: int) -> list[tuple[Column, int]]:
-    """Columns with their cell widths (DataTable pads each cell by one each side)."""
+    """Columns with their cell widths (each cell is padded by one each side)."""
     cols = columns_for(width)
     fixed = sum(c.width for c in cols) + 2 * len(cols) + 2  # +2: the scrollbar
     flex = [c for c in cols if c.width == 0]
@@ -207,12 +215,69 @@ def cell(row: OrderRow, col: Column, width: int, now: datetime) -> Content | str
     raise KeyError(col.key)  # pragma: no cover
 
 
-class OrderTable(DataTable[Content | str]):
-    """A DataTable over the RowWindow; row keys are order ids."""
+def _fit(text: str, width: int, right: bool = False) -> str:
+    """Pad or crop to exactly ``width`` terminal cells (wide characters count two)."""
+    if cell_len(text) > width:
+        return set_cell_size(text, width)
+    pad = " " * (width - cell_len(text))
+    return pad + text if right else text + pad
+
+
+class OrderTable(ScrollView, can_focus=True):
+    """A Line-API table over the RowWindow (Toolong's pattern).
+
+    The virtual height is the window's row count plus the header line, so the
+    scrollbar and ``scroll_y`` cover only the rows held. Each row is turned
+    into one ``Strip`` of segments once, when its page arrives (cached by order
+    id, version, layout width and clock); ``render_line`` only looks it up and
+    applies the row's background (zebra or cursor) under it, so moving the
+    cursor or paging re-styles two strips instead of re-rendering cells."""
+
+    COMPONENT_CLASSES = {
+        "order-table--header",
+        "order-table--cursor",
+        "order-table--even-row",
+    }
+
+    DEFAULT_CSS = """
+    OrderTable {
+        background: $surface;
+        color: $foreground;
+        overflow-x: hidden;
+        overflow-y: auto;
+        & > .order-table--header {
+            text-style: bold;
+            background: $panel;
+            color: $foreground;
+        }
+        & > .order-table--even-row {
+            background: $surface-lighten-1 50%;
+        }
+        &:dark > .order-table--even-row {
+            background: $surface-darken-1 40%;
+        }
+        & > .order-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        &:focus > .order-table--cursor {
+            background: $block-cursor-background;
+            color: $block-cursor-foreground;
+            text-style: $block-cursor-text-style;
+        }
+    }
+    """
 
     BINDINGS = [
+        Binding("up", "cursor_up", "Cursor up", show=False),
+        Binding("down", "cursor_down", "Cursor down", show=False),
         Binding("j", "cursor_down", "Cursor down", show=False, id="down"),
         Binding("k", "cursor_up", "Cursor up", show=False, id="up"),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "first_row", "First row", show=False),
+        Binding("end", "last_row", "Last row", show=False),
         Binding("enter", "select_cursor", "Open", id="open"),
     ]
 
@@ -228,128 +293,257 @@ class OrderTable(DataTable[Content | str]):
             super().__init__()
             self.row = row
 
+    class RowHighlighted(Message):
+        """The cursor moved to another row of the window."""
+
+        def __init__(self, cursor_row: int, row: OrderRow | None) -> None:
+            super().__init__()
+            self.cursor_row = cursor_row
+            self.row = row
+
     def __init__(self, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(**kwargs)
         self.window = RowWindow()
         self.sort = Sort()
         self.now: datetime | None = None
+        self._cursor = 0
         self._layout_width = -1
         self._layout: list[tuple[Column, int]] = []
-        self._suppress_edges = False
-        # Formatted cells by (order id, version, layout width, now): a refill
+        # Pre-built rows by (order id, version, layout width, now): a refill
         # re-adds rows already seen, and babel's money formatting is not free.
-        self._cells: dict[tuple[int, int, int, datetime], tuple[Content, ...]] = {}
+        self._strips: dict[tuple[int, int, int, datetime], Strip] = {}
+        self._header: Strip | None = None
+        self._cursor_strip: tuple[Strip, Style, int, Strip] | None = None
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
+
+    def notify_style_update(self) -> None:
+        # A pseudo-class (focus, hover) changed: row backgrounds are looked up
+        # per line anyway; only the header has its style baked in. The cells'
+        # own colours (theme variables) change with the theme alone.
+        super().notify_style_update()
+        self._header = None
+
+    def _restyle(self) -> None:
+        self._strips.clear()
+        self._cursor_strip = None
+        self._header = None
+        self.refresh()
 
     # -- feeding -----------------------------------------------------------
+
+    @property
+    def row_count(self) -> int:
+        return len(self.window.rows)
+
+    @property
+    def cursor_row(self) -> int:
+        return self._cursor
+
+    @property
+    def columns(self) -> dict[str, Column]:
+        """The visible columns by key, labels as the header shows them."""
+        self._ensure_layout()
+        return {c.key: replace(c, label=self._label(c)) for c, _ in self._layout}
 
     def show_window(
         self, cursor_row: int = 0, now: datetime | None = None, *, keep_offset: bool = False
     ) -> None:
-        """Rebuild the table from the window (at most max_rows rows).
+        """Show the window's rows (at most max_rows), the cursor on ``cursor_row``.
 
         With ``keep_offset`` the cursor stays on the same screen line, so
         fetching a page (which shifts row indexes) does not jump the view."""
         if now is not None:
             self.now = now
-        offset = self.cursor_row - round(self.scroll_y) if keep_offset else None
-        self._suppress_edges = True
-        try:
-            self._ensure_columns(force=True)
-            self._add_window_rows()
-            if self.row_count:
-                row = max(0, min(cursor_row, self.row_count - 1))
-                self.move_cursor(row=row, animate=False, scroll=offset is None)
-                if offset is not None:
-                    # dimensions update on the next refresh; scroll once they have
-                    y = max(0, row - offset)
-                    self.call_after_refresh(self.scroll_to, y=y, animate=False, force=True)
-        finally:
-            self._suppress_edges = False
+        offset = self._cursor - round(self.scroll_y) if keep_offset else None
+        self._ensure_layout(force=True)
+        self._set_height()
+        self._cursor = max(0, min(cursor_row, self.row_count - 1))
+        if offset is not None:
+            self.scroll_to(y=max(0, self._cursor - offset), animate=False, force=True)
+        elif self._cursor == 0:
+            self.scroll_to(y=0, animate=False, force=True)
+        else:
+            self._scroll_cursor_into_view()
+        self.refresh()
+        self.post_message(self.RowHighlighted(self._cursor, self.current))
 
-    def _ensure_columns(self, force: bool = False) -> None:
+    def extend_window(self, page: Page) -> int:
+        """Add the next page at the bottom.
+
+        The rows the window drops at the top go; the cursor and the scroll
+        offset move up by as many lines, so the same orders stay where they
+        were on screen. Returns how many rows were dropped."""
+        dropped = len(self.window.append_rows(page))
+        self._set_height()
+        self._cursor = max(0, min(self._cursor - dropped, self.row_count - 1))
+        if dropped:
+            y = max(0, round(self.scroll_y) - dropped)
+            self.scroll_to(y=y, animate=False, force=True)
+        self.refresh()
+        return dropped
+
+    def _set_height(self) -> None:
+        self.virtual_size = Size(0, self.row_count + 1)  # +1: the header line
+        if len(self._strips) > 4 * self.window.max_rows:
+            self._strips.clear()
+
+    def _ensure_layout(self, force: bool = False) -> None:
         width = self.size.width or (self.app.size.width if self.is_attached else 120)
         if not force and width == self._layout_width:
             return
+        if width != self._layout_width:
+            self._strips.clear()
         self._layout_width = width
         self._layout = layout(width)
-        self.clear(columns=True)
-        arrow = "↓" if self.sort.descending else "↑"
-        sort_col = {"placed": "placed", "total": "total", "status": "status"}[self.sort.key]
-        for col, w in self._layout:
-            label = f"{col.label} {arrow}" if col.key == sort_col else col.label
-            self.add_column(Content(label), width=w, key=col.key)
-
-    def extend_window(self, page: Page) -> int:
-        """Add the next page at the bottom without rebuilding the table.
-
-        Only the new rows are added and the rows the window drops at the top
-        removed; the cursor and the scroll offset move up by as many lines,
-        so the same orders stay where they were on screen. Returns how many
-        rows were dropped."""
-        row = self.cursor_row
-        dropped = self.window.append_rows(page)
-        self._suppress_edges = True
-        try:
-            with self.app.batch_update():
-                for r in dropped:
-                    self.remove_row(str(r.id))
-                self._add_rows(page.rows)
-                if self.row_count:
-                    target = max(0, min(row - len(dropped), self.row_count - 1))
-                    self.move_cursor(row=target, animate=False, scroll=False)
-                    if dropped:
-                        y = max(0, round(self.scroll_y) - len(dropped))
-                        self.scroll_to(y=y, animate=False, force=True, immediate=True)
-        finally:
-            self._suppress_edges = False
-        return len(dropped)
-
-    def _add_window_rows(self) -> None:
-        self._add_rows(self.window.rows)
-
-    def _add_rows(self, rows: list[OrderRow]) -> None:
-        now = self.now or self.app.desk.now()  # type: ignore[attr-defined]
-        if len(self._cells) > 4 * self.window.max_rows:
-            self._cells.clear()
-        width = self._layout_width
-        for r in rows:
-            key = (r.id, r.version, width, now)
-            cells = self._cells.get(key)
-            if cells is None:
-                # Plain strings would be parsed as markup by DataTable; customer
-                # names and product names are data, so wrap them as Content.
-                raw = (cell(r, c, w, now) for c, w in self._layout)
-                cells = tuple(v if isinstance(v, Content) else Content(v) for v in raw)
-                self._cells[key] = cells
-            self.add_row(*cells, key=str(r.id))
+        self._header = None
 
     def on_resize(self) -> None:
         if self.size.width != self._layout_width and self.window.rows:
-            self.show_window(self.cursor_row)
+            self.show_window(self._cursor)
 
-    # -- reading -----------------------------------------------------------
+    # -- rendering ---------------------------------------------------------
+
+    def _label(self, col: Column) -> str:
+        arrow = "↓" if self.sort.descending else "↑"
+        return f"{col.label} {arrow}" if col.key == self.sort.key else col.label
+
+    def _header_strip(self) -> Strip:
+        if self._header is None:
+            segs = []
+            for col, w in self._layout:
+                segs.append(Segment(f" {_fit(self._label(col), w, col.right)} "))
+            style = self.get_component_rich_style("order-table--header")
+            self._header = Strip(segs).apply_style(style)
+        return self._header
+
+    def _row_strip(self, row: OrderRow) -> Strip:
+        """The row's cells as unstyled-background segments, built once."""
+        now = self.now or self.app.desk.now()  # type: ignore[attr-defined]
+        key = (row.id, row.version, self._layout_width, now)
+        strip = self._strips.get(key)
+        if strip is None:
+            segs: list[Segment] = []
+            get_style = self._get_style
+            for col, w in self._layout:
+                value = cell(row, col, w, now)
+                segs.append(Segment(" "))
+                if isinstance(value, Content):
+                    text = value.truncate(w, pad=True)
+                    for part, style in text.render(end="", parse_style=get_style):
+                        segs.append(Segment(part, style.rich_style if style else None))
+                    segs.append(Segment(" " * max(0, w - text.cell_length)))
+                else:
+                    segs.append(Segment(_fit(value, w, col.right)))
+                segs.append(Segment(" "))
+            strip = self._strips[key] = Strip(segs)
+        return strip
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        if y == 0:
+            return self._header_strip().adjust_cell_length(
+                width, self.get_component_rich_style("order-table--header")
+            )
+        index = round(self.scroll_y) + y - 1
+        rows = self.window.rows
+        if not 0 <= index < len(rows):
+            return Strip.blank(width, self.rich_style)
+        if index == self._cursor:
+            # the cursor's colours go over the cells' own (a badge coloured
+            # like the cursor would vanish); the style swap is cached per strip
+            style = self.get_component_rich_style("order-table--cursor")
+            bare = self._row_strip(rows[index])
+            cached = self._cursor_strip
+            if cached and cached[0] is bare and cached[1] == style and cached[2] == width:
+                return cached[3]
+            segs = Segment.apply_style(bare, post_style=style)
+            strip = Strip(segs, bare.cell_length).adjust_cell_length(width, style)
+            self._cursor_strip = (bare, style, width, strip)
+            return strip
+        if ((self.window.start or 0) + index) % 2 == 0:
+            style = self.get_component_rich_style("order-table--even-row")
+        else:
+            style = self.rich_style
+        return self._row_strip(rows[index]).apply_style(style).adjust_cell_length(width, style)
+
+    # -- cursor --------------------------------------------------------------
 
     @property
     def current(self) -> OrderRow | None:
         rows = self.window.rows
-        return rows[self.cursor_row] if 0 <= self.cursor_row < len(rows) else None
+        return rows[self._cursor] if 0 <= self._cursor < len(rows) else None
 
     @property
     def absolute_row(self) -> int | None:
         if self.window.start is None or not self.window.rows:
             return None
-        return self.window.start + self.cursor_row
+        return self.window.start + self._cursor
 
-    def watch_cursor_coordinate(self, old, new) -> None:  # type: ignore[no-untyped-def]
-        super().watch_cursor_coordinate(old, new)
-        if self._suppress_edges:
+    def _visible_rows(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def _scroll_cursor_into_view(self) -> None:
+        top = round(self.scroll_y)
+        visible = self._visible_rows()
+        if self._cursor < top:
+            self.scroll_to(y=self._cursor, animate=False, force=True)
+        elif self._cursor >= top + visible:
+            self.scroll_to(y=self._cursor - visible + 1, animate=False, force=True)
+
+    def move_cursor(self, *, row: int, animate: bool = False, scroll: bool = True) -> None:
+        """Put the cursor on a row of the window; ask for more rows near an edge."""
+        del animate  # the cursor never animates; kept for DataTable's signature
+        if not self.row_count:
             return
-        if new.row >= self.row_count - EDGE and self.window.more_after:
+        old, self._cursor = self._cursor, max(0, min(row, self.row_count - 1))
+        if scroll:
+            self._scroll_cursor_into_view()
+        if old != self._cursor:
+            self.refresh_line(old + 1)
+            self.refresh_line(self._cursor + 1)
+            self.post_message(self.RowHighlighted(self._cursor, self.current))
+        if self._cursor >= self.row_count - EDGE and self.window.more_after:
             self.post_message(self.NeedRows("after"))
-        elif new.row < EDGE and self.window.more_before:
+        elif self._cursor < EDGE and self.window.more_before:
             self.post_message(self.NeedRows("before"))
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(row=self._cursor + 1)
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(row=self._cursor - 1)
+
+    def _page(self, delta: int) -> None:
+        target = max(0, min(self._cursor + delta, self.row_count - 1))
+        # the cursor keeps its screen line when the list can scroll that far
+        self.scroll_to(y=round(self.scroll_y) + target - self._cursor, animate=False, force=True)
+        self.move_cursor(row=target)
+
+    def action_page_down(self) -> None:
+        self._page(self._visible_rows())
+
+    def action_page_up(self) -> None:
+        self._page(-self._visible_rows())
+
+    def action_first_row(self) -> None:
+        self.move_cursor(row=0)
+
+    def action_last_row(self) -> None:
+        self.move_cursor(row=self.row_count - 1)
 
     def action_select_cursor(self) -> None:
         row = self.current
         if row is not None:
             self.post_message(self.Opened(row))
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y < 1:
+            return
+        index = round(self.scroll_y) + event.y - 1
+        if index == self._cursor:
+            self.action_select_cursor()
+        elif 0 <= index < self.row_count:
+            self.move_cursor(row=index)

@@ -149,6 +149,12 @@ def _held(app) -> int:  # type: ignore[no-untyped-def]
     return len(table.window.rows)
 
 
+def _painted_cursor_line(table: OrderTable) -> str:
+    y = table.cursor_row - round(table.scroll_y) + 1  # +1: the header line
+    assert 1 <= y < table.scrollable_content_region.height, "cursor scrolled out of view"
+    return table.render_line(y).text
+
+
 async def test_list_on_200k_orders_holds_only_a_window(big_app) -> None:  # type: ignore[no-untyped-def]
     app = big_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -168,10 +174,24 @@ async def test_list_on_200k_orders_holds_only_a_window(big_app) -> None:  # type
         assert table.absolute_row is not None and table.absolute_row > 500
         # the rows around the cursor are the right ones (keyset paging lost nothing)
         assert table.current.number == f"PB-{100000 + N - table.absolute_row}"
+        # ...and the line painted under the cursor is that order (scroll and window agree)
+        assert _painted_cursor_line(table).split()[0] == table.current.number
+        assert table.render_line(0).text.split()[0] == "Number"  # the header stays put
+
+        # back up past the window's first row: previous pages are fetched in front
+        start = table.window.start
+        for _ in range(10):
+            await pilot.press("pageup")
+            await _settle(app, pilot)
+            assert _held(app) <= table.window.max_rows
+        assert table.window.start is not None and table.window.start < start
+        assert table.current.number == f"PB-{100000 + N - table.absolute_row}"
+        assert _painted_cursor_line(table).split()[0] == table.current.number
 
         await pilot.press("G")  # bottom: the oldest order, fetched without walking there
         await _settle(app, pilot)
         assert table.current.number == "PB-100001"
+        assert _painted_cursor_line(table).split()[0] == "PB-100001"
         assert table.absolute_row == N - 1
         assert _held(app) <= table.window.max_rows
         assert "200,000 of 200,000" in str(screen.query_one("#list-status").render())
