@@ -217,3 +217,53 @@ async def test_payment_unknown_at_the_gateway_is_reported_not_failed(
     assert report.gateways[0].unknown == ["pi_never_created_here"]
     assert snapshot(engine) == before
     assert order(engine, o.number).status == "pending"
+
+
+async def test_sync_records_a_refund_status_change_once(
+    engine: Engine, admin_desk, clock, customer: Customer, localstripe_url: str
+) -> None:
+    from pulse_tui.storage.db import write_session
+    from pulse_tui.storage.models import Refund
+
+    o = factories.place(admin_desk)
+    svc = PaymentService(Context(engine, factories.ADMIN, clock=clock))
+    pi = await customer.intent(o.total, o.currency)
+    svc.attach(o.number, gateway="stripe", reference=pi)
+    await customer.confirm(pi)
+    async with httpx.AsyncClient(timeout=5) as client:
+        stripe = StripeAdapter(client, SECRET, localstripe_url)
+        sync = PaymentSync(
+            engine, {"stripe": stripe}, clock=clock, policy=RetryPolicy(sleep=no_sleep)
+        )
+        assert (await sync.run_once()).ok
+        at_gateway = await stripe.create_refund(
+            pi, 500, o.currency, idempotency_key="idem-r1", refund_id="1"
+        )
+        # Our row as the refund flow leaves it after sending: pending, with
+        # the gateway's reference (the refund service itself is issue 5).
+        with write_session(engine) as s:
+            payment = s.execute(select(Payment).where(Payment.gateway_ref == pi)).scalar_one()
+            s.add(
+                Refund(
+                    order_id=o.id,
+                    payment_id=payment.id,
+                    amount=500,
+                    currency=o.currency,
+                    reason="customer_request",
+                    status="pending",
+                    idempotency_key="idem-r1",
+                    gateway_ref=at_gateway.ref,
+                    created_by="ada",
+                )
+            )
+        first = await sync.run_once()
+        assert first.ok and first.gateways[0].refunds_updated == 1
+        before = snapshot(engine)
+        second = await sync.run_once()
+        assert second.ok and second.gateways[0].refunds_updated == 0
+        assert snapshot(engine) == before
+    with read_session(engine) as s:
+        assert s.execute(select(Refund.status)).scalar_one() == "succeeded"
+        audit = s.execute(select(AuditEntry.action).where(AuditEntry.entity == "refund")).scalars()
+        assert list(audit) == ["refund.sync"]
+    assert any(k == "refund_succeeded" for k, _, _ in events(engine, o.number))
