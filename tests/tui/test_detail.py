@@ -35,26 +35,10 @@ from pulse_tui.storage.db import make_engine, read_session
 from pulse_tui.storage.models import Order, OrderEvent
 from pulse_tui.widgets.timeline import Timeline
 from tests import factories
+from tests.tui.helpers import open_detail, settle
 
 # anyio's pytest plugin (installed with httpx) runs the async tests on asyncio
 pytestmark = pytest.mark.anyio
-
-
-async def settle(pilot: Any) -> None:
-    """Let workers finish and their results land on screen."""
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def open_detail(pilot: Any, ref: str) -> OrderDetailScreen:
-    await settle(pilot)
-    pilot.app.post_message(OpenOrder(ref))
-    await settle(pilot)
-    screen = pilot.app.screen
-    assert isinstance(screen, OrderDetailScreen)
-    return screen
 
 
 def spy_order_changed(app: Any) -> list[OrderChanged]:

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from pulse_tui.messages import OpenOrder
 from pulse_tui.screens.dialogs import ConfirmDialog, TransferDialog
 from pulse_tui.screens.order_detail import OrderDetailScreen
 from pulse_tui.services.desk import Desk
 from pulse_tui.storage.db import make_engine, read_session
 from pulse_tui.storage.models import Order, OrderEvent, Payment
 from tests import factories
+from tests.tui.helpers import open_detail, settle
 
 pytestmark = pytest.mark.anyio
 
@@ -26,22 +26,6 @@ KEY = "m"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-async def settle(pilot: Any) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
-async def open_detail(pilot: Any, ref: str) -> OrderDetailScreen:
-    await settle(pilot)
-    pilot.app.post_message(OpenOrder(ref))
-    await settle(pilot)
-    screen = pilot.app.screen
-    assert isinstance(screen, OrderDetailScreen)
-    return screen
 
 
 def transfer_key(screen: OrderDetailScreen) -> bool | None:

@@ -1,0 +1,25 @@
+"""Pilot helpers shared by the TUI tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulse_tui.messages import OpenOrder
+from pulse_tui.screens.order_detail import OrderDetailScreen
+
+
+async def settle(pilot: Any) -> None:
+    """Let workers finish and their results land on screen."""
+    for _ in range(3):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def open_detail(pilot: Any, ref: str) -> OrderDetailScreen:
+    await settle(pilot)
+    pilot.app.post_message(OpenOrder(ref))
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, OrderDetailScreen)
+    return screen
