@@ -92,13 +92,14 @@ def test_cancel_dialog(snap_compare, make_app, size) -> None:
     assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_cancel_confirmation(snap_compare, make_app) -> None:
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "120x40"])
+def test_cancel_confirmation(snap_compare, make_app, size) -> None:
     def fill_and_submit(screen: Any) -> None:
         _fill_cancel(screen)
         screen.action_submit()
 
     run_before = open_order("PB-100002", "c", then=fill_and_submit)
-    assert snap_compare(make_app(), terminal_size=NARROW, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "120x40"])
@@ -106,30 +107,36 @@ def test_ship_dialog(snap_compare, make_app, size) -> None:
     assert snap_compare(make_app(), terminal_size=size, run_before=open_order("PB-100002", "p"))
 
 
-def test_note_dialog(snap_compare, make_app) -> None:
-    assert snap_compare(make_app(), terminal_size=NARROW, run_before=open_order("PB-100002", "n"))
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "120x40"])
+def test_note_dialog(snap_compare, make_app, size) -> None:
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_order("PB-100002", "n"))
 
 
-def test_note_dialog_bad_input(snap_compare, make_app) -> None:
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "120x40"])
+def test_note_dialog_bad_input(snap_compare, make_app, size) -> None:
     def card_number(screen: Any) -> None:
         screen.query_one("#note", Input).value = "card 4242 4242 4242 4242"
         screen.action_submit()
 
     run_before = open_order("PB-100002", "n", then=card_number)
-    assert snap_compare(make_app(), terminal_size=NARROW, run_before=run_before)
+    assert snap_compare(make_app(), terminal_size=size, run_before=run_before)
 
 
-def test_hold_dialog(snap_compare, make_app) -> None:
-    assert snap_compare(make_app(), terminal_size=NARROW, run_before=open_order("PB-100002", "h"))
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "120x40"])
+def test_hold_dialog(snap_compare, make_app, size) -> None:
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_order("PB-100002", "h"))
 
 
-def test_release_dialog(snap_compare, make_app) -> None:
-    assert snap_compare(make_app(), terminal_size=NARROW, run_before=open_order("PB-100001", "r"))
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "120x40"])
+def test_release_dialog(snap_compare, make_app, size) -> None:
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_order("PB-100001", "r"))
 
 
-def test_tag_dialog(snap_compare, make_app) -> None:
-    assert snap_compare(make_app(), terminal_size=NARROW, run_before=open_order("PB-100002", "t"))
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "120x40"])
+def test_tag_dialog(snap_compare, make_app, size) -> None:
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_order("PB-100002", "t"))
 
 
-def test_deliver_confirm_dialog(snap_compare, make_app) -> None:
-    assert snap_compare(make_app(), terminal_size=NARROW, run_before=open_order("PB-100003", "d"))
+@pytest.mark.parametrize("size", [NARROW, WIDE], ids=["80x24", "120x40"])
+def test_deliver_confirm_dialog(snap_compare, make_app, size) -> None:
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_order("PB-100003", "d"))

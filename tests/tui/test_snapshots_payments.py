@@ -127,9 +127,10 @@ def test_failed_payment_on_hold(snap_compare, small_db_path, size) -> None:
     assert snap_compare(app, terminal_size=size, run_before=show("PB-100006", panel=True))
 
 
-def test_transfer_dialog(snap_compare, small_db_path) -> None:
+@SIZES
+def test_transfer_dialog(snap_compare, small_db_path, size) -> None:
     app = _app(small_db_path, factories.AGENT)
-    assert snap_compare(app, terminal_size=NARROW, run_before=show("PB-100006", "m"))
+    assert snap_compare(app, terminal_size=size, run_before=show("PB-100006", "m"))
 
 
 # -- the sync indicator -------------------------------------------------------------
