@@ -189,6 +189,15 @@ def offered_transitions(state: OrderState, role: Role) -> list[Transition]:
     ]
 
 
+def awaiting_payment(state: OrderState) -> bool:
+    """A pending order with nothing paid yet: a payment (e.g. a bank transfer)
+    can still arrive, and the customer must be told what to quote."""
+    return state.status == OrderStatus.PENDING and state.payment_status in (
+        PaymentStatus.UNPAID,
+        PaymentStatus.FAILED,
+    )
+
+
 def hold_problem(state: OrderState, *, hold: bool) -> str | None:
     if state.status in TERMINAL:
         return f"a {state.status} order cannot be put on or taken off hold"

@@ -27,7 +27,7 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
 from pulse_tui.domain.permissions import Permission
-from pulse_tui.domain.status import Transition, hold_problem
+from pulse_tui.domain.status import Transition, awaiting_payment, hold_problem
 from pulse_tui.messages import OrderChanged
 from pulse_tui.screens.dialogs import (
     DETAIL_CSS,
@@ -52,7 +52,6 @@ from pulse_tui.widgets.order_panels import (
     PaymentsPanel,
     ShipmentsPanel,
     SummaryHeader,
-    awaiting_payment,
 )
 from pulse_tui.widgets.timeline import Timeline
 
@@ -241,7 +240,7 @@ class OrderDetailScreen(Screen[None]):
         if action in ("ship", "deliver"):
             return action in self._offered_actions() or None
         if action == "transfer_received":
-            if not awaiting_payment(order):
+            if not awaiting_payment(state_of(order)):
                 return False
             return not order.on_hold or None  # on hold: release first (services say so)
         return True

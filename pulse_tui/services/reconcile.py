@@ -53,7 +53,13 @@ from pulse_tui.domain.money import Money, MoneyError, format_money, plain_amount
 from pulse_tui.domain.numbers import PREFIX
 from pulse_tui.domain.payments import PaymentMethod
 from pulse_tui.domain.permissions import Permission
-from pulse_tui.domain.status import MONEY_TAKEN, PAID_STATES, OrderStatus
+from pulse_tui.domain.status import (
+    PAID_STATES,
+    OrderState,
+    OrderStatus,
+    PaymentStatus,
+    awaiting_payment,
+)
 from pulse_tui.domain.text import contains_card_number
 from pulse_tui.storage.db import read_session
 from pulse_tui.storage.models import Order, Payment
@@ -412,7 +418,8 @@ class Reconciler:
                 LineOutcome.ALREADY_PAID,
                 f"{view.number} is already paid{how}: possible double payment",
             )
-        if view.status != OrderStatus.PENDING or view.payment_status in MONEY_TAKEN:
+        state = OrderState(OrderStatus(view.status), PaymentStatus(view.payment_status))
+        if not awaiting_payment(state):
             return result(
                 LineOutcome.UNMATCHED,
                 f"{view.number} is not awaiting payment ({view.status}, {view.payment_status})",

@@ -18,8 +18,9 @@ from textual.containers import Grid, Vertical
 from textual.markup import escape
 from textual.widgets import Static
 
-from pulse_tui.domain.status import OrderStatus, PaymentStatus
-from pulse_tui.storage.models import Order, Payment
+from pulse_tui.domain.status import PaymentStatus, awaiting_payment
+from pulse_tui.services.orders import state_of
+from pulse_tui.storage.models import Payment
 from pulse_tui.storage.queries import OrderDetail
 from pulse_tui.widgets.formatting import absolute_time, money, relative_time
 from pulse_tui.widgets.status_badge import badge_markup
@@ -52,14 +53,6 @@ def address_line(addr: Mapping[str, Any] | None) -> str:
 
 def _pairs(items: Iterable[tuple[str, str]]) -> str:
     return "  ".join(f"[{MUTED}]{escape(k)}[/] {escape(v)}" for k, v in items if v)
-
-
-def awaiting_payment(order: Order) -> bool:
-    """A pending order with nothing paid yet (a bank transfer may still come)."""
-    return order.status == OrderStatus.PENDING and order.payment_status in (
-        PaymentStatus.UNPAID,
-        PaymentStatus.FAILED,
-    )
 
 
 class Panel(Vertical):
@@ -194,7 +187,7 @@ class PaymentsPanel(Panel):
                     f"{escape(when(r.created_at, now))}[/]"
                 )
         o = d.order
-        if awaiting_payment(o):
+        if awaiting_payment(state_of(o)):
             # the reference a customer quotes on a bank transfer is the order number
             due = money(o.total - o.paid, o.currency)
             rows.append(

@@ -303,3 +303,12 @@ def test_fulfillment_after_shipping() -> None:
     assert fulfillment_after_shipping(3, 0) == FulfillmentStatus.UNFULFILLED
     assert fulfillment_after_shipping(3, 1) == FulfillmentStatus.PARTIALLY_FULFILLED
     assert fulfillment_after_shipping(3, 3) == FulfillmentStatus.FULFILLED
+
+
+@pytest.mark.parametrize("status", list(OrderStatus))
+@pytest.mark.parametrize("pay", list(PaymentStatus))
+def test_awaiting_payment_only_for_pending_orders_with_nothing_taken(status, pay) -> None:
+    from pulse_tui.domain.status import awaiting_payment
+
+    expected = status == OrderStatus.PENDING and pay in (PaymentStatus.UNPAID, PaymentStatus.FAILED)
+    assert awaiting_payment(OrderState(status, pay)) is expected
