@@ -18,7 +18,7 @@ from pulse_tui.domain.filters import FilterError
 from pulse_tui.domain.money import MoneyError
 from pulse_tui.services.errors import ServiceError
 
-from . import db, demo, exit_codes, operators, orders, payments
+from . import bulk, db, demo, exit_codes, export, operators, orders, payments, refunds, returns
 from . import sync as sync_cli
 from .app_context import CliState, state
 from .output import fail
@@ -50,6 +50,10 @@ app.add_typer(db.app, name="db")
 app.add_typer(demo.app, name="demo")
 app.add_typer(sync_cli.app, name="sync")
 app.add_typer(payments.app, name="payments")
+app.add_typer(refunds.app, name="refunds")
+app.add_typer(returns.app, name="returns")
+app.add_typer(bulk.app, name="bulk")
+app.command("export")(export.export)
 
 
 @app.callback()

@@ -8,7 +8,6 @@ raises Conflict and changes nothing.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,7 +44,6 @@ from pulse_tui.storage.models import (
     OrderTag,
     Payment,
     Product,
-    Refund,
     Shipment,
 )
 from pulse_tui.storage.search import reindex_orders
@@ -513,30 +511,10 @@ class OrderService:
             order.on_hold, order.hold_reason = False, None
             msg = f"Cancelled: {code.value.replace('_', ' ')}" + (f" — {note_c}" if note_c else "")
             record_event(s, self.ctx, order, "cancelled", msg, {"reason": code.value})
-            due = order.paid - order.refunded
-            if due > 0:
-                # Money goes back through the refund path (issue 5 executes it
-                # against the gateway); the request is committed with the cancel.
-                s.add(
-                    Refund(
-                        order_id=_id(order),
-                        amount=due,
-                        currency=order.currency,
-                        reason="cancelled",
-                        status="requested",
-                        idempotency_key=str(uuid.uuid4()),
-                        created_by=self.ctx.actor.label,
-                        created_at=self.ctx.now(),
-                        updated_at=self.ctx.now(),
-                    )
-                )
-                record_event(
-                    s,
-                    self.ctx,
-                    order,
-                    "refund_requested",
-                    f"Refund of {format_money(due, order.currency)} requested on cancel",
-                )
+            # A paid order's money goes back through the one refund path.
+            from .refunds import refund_on_cancel
+
+            refund_on_cancel(s, self.ctx, order)
             return order
 
     def transition(
