@@ -5,6 +5,15 @@ a few pages (``widgets.order_table.RowWindow``) and fetches the next or
 previous page with keyset cursors as the cursor moves. All database work runs
 in thread workers; results come back as messages, tagged with a generation
 number so a stale page (the filter changed meanwhile) is dropped.
+
+Selection for bulk actions (roles the bulk service serves only): ``space``
+marks the row under the cursor and moves down, ``v`` starts a range (moving
+extends it, ``v`` again ends it), ``*`` selects every order matching the
+filter and tab (the query, not its rows), ``ctrl+space`` clears (terminals
+send it as ``ctrl+@``, both are bound), ``b`` opens the bulk actions screen.
+Marks made one by one survive a filter change (they are ids); an all-matching
+selection is cleared, with a notice, when the filter or tab changes, since it
+would otherwise silently become another set of orders.
 """
 
 from __future__ import annotations
@@ -22,9 +31,12 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from pulse_tui import messages
 from pulse_tui.domain.filters import SORT_KEYS, OrderFilter, Sort
+from pulse_tui.screens.bulk import BulkOutcome, BulkScreen, bulk_access
+from pulse_tui.services.bulk import Selection
 from pulse_tui.storage.queries import Page
 from pulse_tui.widgets.filter_bar import FilterBar
-from pulse_tui.widgets.order_table import PAGE_ROWS, OrderTable, cursor_including
+from pulse_tui.widgets.order_table import PAGE_ROWS, Marks, OrderTable, cursor_including
+from pulse_tui.widgets.selection_bar import SelectionBar
 from pulse_tui.widgets.status_tabs import TABS, StatusTabs, fmt_count, tab_filter
 
 
@@ -72,6 +84,25 @@ class OrderListScreen(Screen[None]):
         Binding("G", "bottom", "Last order", id="list.bottom", show=False, key_display="G"),
         Binding("escape", "clear_filter", "Clear filter", id="list.clear_filter", show=False),
         Binding("ctrl+r", "reload", "Reload", id="list.reload", show=False),
+        Binding("space", "toggle_mark", "Mark", id="list.mark"),
+        Binding("v", "mark_range", "Mark range", id="list.mark_range", show=False),
+        Binding(
+            "asterisk",
+            "mark_all",
+            "Select all matching",
+            id="list.mark_all",
+            key_display="*",
+            show=False,
+        ),
+        Binding(
+            "ctrl+space,ctrl+@",
+            "clear_marks",
+            "Clear selection",
+            id="list.clear_marks",
+            key_display="ctrl+space",
+            show=False,
+        ),
+        Binding("b", "bulk", "Bulk…", id="list.bulk"),
     ]
 
     class Refresh(Message, bubble=False):
@@ -105,6 +136,12 @@ class OrderListScreen(Screen[None]):
             self.generation = generation
             self.counts = counts
 
+    class SelectionCounted(Message):
+        def __init__(self, query: OrderFilter, count: int) -> None:
+            super().__init__()
+            self.query = query
+            self.count = count
+
     class MoreLoaded(Message):
         def __init__(self, generation: int, page: Page, direction: str) -> None:
             super().__init__()
@@ -120,6 +157,7 @@ class OrderListScreen(Screen[None]):
         self.is_loading = False
         self._fetching: str | None = None
         self._focus_after_load = False
+        self._bulk_access: bool | None = None
 
     # -- layout --------------------------------------------------------------
 
@@ -129,6 +167,7 @@ class OrderListScreen(Screen[None]):
         yield FilterBar(now=self.app.desk.now, id="filter-bar")  # type: ignore[attr-defined]
         yield OrderTable(id="orders")
         yield Static("", id="empty", markup=False)
+        yield SelectionBar(id="selection-bar")
         yield Static("", id="list-status")
         yield Footer(show_command_palette=False)
 
@@ -144,9 +183,14 @@ class OrderListScreen(Screen[None]):
     def tabs(self) -> StatusTabs:
         return self.query_one(StatusTabs)
 
+    @property
+    def marks(self) -> Marks:
+        return self.table.marks
+
     def on_mount(self) -> None:
         self.filter_bar.display = False
         self.query_one("#empty").display = False
+        self.query_one(SelectionBar).display = False
         self.tabs.set_counts()
         self.reload("top")
 
@@ -268,10 +312,16 @@ class OrderListScreen(Screen[None]):
         else:
             added = table.window.prepend(msg.page)
             table.show_window(row + added, keep_offset=True)
+        if self.marks.in_range:  # the window moved under the range
+            self.marks.extend_range(table.window.rows, table.cursor_row)
+            table.refresh()
         self._update_status()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
+            if event.worker.group == "selection-count":
+                self.notify(f"Could not count the selection: {event.worker.error}", severity="error")
+                return
             if event.worker.group == "list-more":
                 self._fetching = None
             else:
@@ -319,6 +369,10 @@ class OrderListScreen(Screen[None]):
 
     @on(OrderTable.RowHighlighted)
     def _highlighted(self) -> None:
+        if self.marks.in_range:
+            self.marks.extend_range(self.table.window.rows, self.table.cursor_row)
+            self.table.refresh()
+            self._show_selection()
         self._update_status()
 
     # -- events --------------------------------------------------------------
@@ -330,8 +384,8 @@ class OrderListScreen(Screen[None]):
     @on(StatusTabs.Changed)
     def _tab_changed(self, msg: StatusTabs.Changed) -> None:
         if msg.tab != self.query_state.tab:
-            self.query_state = Query(
-                self.query_state.filter, self.query_state.text, msg.tab, self.query_state.sort
+            self._set_query(
+                Query(self.query_state.filter, self.query_state.text, msg.tab, self.query_state.sort)
             )
             self.reload("top")
 
@@ -357,12 +411,15 @@ class OrderListScreen(Screen[None]):
     @on(Refresh)
     def _refresh(self, msg: Refresh) -> None:
         self.reload("keep")
+        marks = self.marks
+        if marks.all_matching and marks.query is not None:
+            self._count_selection(marks.query)  # orders may have left or joined the query
 
     # -- API for the palette and tests ----------------------------------------------
 
     def apply_filter(self, text: str, f: OrderFilter) -> None:
         q = self.query_state
-        self.query_state = Query(f, text, q.tab, q.sort)
+        self._set_query(Query(f, text, q.tab, q.sort))
         bar = self.filter_bar
         bar.display = bool(text)
         if bar.input.value != text:
@@ -425,3 +482,131 @@ class OrderListScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.reload("keep")
+
+    # -- selection (bulk actions) ------------------------------------------------
+
+    def _set_query(self, q: Query) -> None:
+        """Change what the list shows; an all-matching selection does not follow."""
+        marks = self.marks
+        marks.end_range()  # a range is a run of rows on screen: the rows are going
+        if marks.all_matching and q.effective != marks.query:
+            marks.clear()
+            self.table.refresh()
+            self.notify(
+                "Selection cleared: the filter changed. Press * to select every order "
+                "matching the new filter.",
+                title="Selection",
+            )
+        self.query_state = q
+        self._show_selection()
+
+    def _may_bulk(self) -> bool:
+        if self._bulk_access is None:
+            self._bulk_access = bulk_access(self.app)
+        return self._bulk_access
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("toggle_mark", "mark_range", "mark_all", "clear_marks", "bulk"):
+            return self._may_bulk()  # marks serve bulk actions only: hidden for other roles
+        return True
+
+    def selection(self) -> Selection | None:
+        """The bulk actions' selection: the query (all matching) or the marked ids."""
+        marks = self.marks
+        if marks.all_matching and marks.query is not None:
+            return Selection(filter=marks.query)
+        if marks.ids:
+            return Selection(ids=tuple(sorted(marks.ids)))
+        return None
+
+    def _scope(self) -> str:
+        f = self.marks.query
+        return "" if f is None else ("every order" if f.is_empty() else f.describe())
+
+    def _show_selection(self) -> None:
+        self.query_one(SelectionBar).show(self.marks, self._scope())
+
+    def _refuse_when_all_matching(self) -> bool:
+        if self.marks.all_matching:
+            self.notify(
+                "Every order matching the filter is selected; ctrl+space clears the "
+                "selection before marking single orders.",
+                title="Selection",
+                severity="warning",
+            )
+            return True
+        return False
+
+    def action_toggle_mark(self) -> None:
+        table = self.table
+        row = table.current
+        if row is None or not table.display or self._refuse_when_all_matching():
+            return
+        self.marks.toggle(row.id)
+        table.refresh_row(table.cursor_row)
+        table.action_cursor_down()
+        self._show_selection()
+
+    def action_mark_range(self) -> None:
+        table = self.table
+        if not table.display or self._refuse_when_all_matching():
+            return
+        marks = self.marks
+        if marks.in_range:
+            marks.end_range()
+        else:
+            marks.start_range(table.window.rows, table.cursor_row)
+        table.refresh()
+        self._show_selection()
+
+    def action_mark_all(self) -> None:
+        f = self.query_state.effective
+        if f is None:
+            self.notify("No orders match the filter and tab: nothing to select.", title="Selection")
+            return
+        self.marks.select_all_matching(f)
+        self.table.refresh()
+        self._show_selection()
+        self._count_selection(f)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="selection-count")
+    def _count_selection(self, f: OrderFilter) -> None:
+        n = self.app.desk.count_orders(f)  # type: ignore[attr-defined]
+        self.post_message(self.SelectionCounted(f, n))
+
+    @on(SelectionCounted)
+    def _selection_counted(self, msg: SelectionCounted) -> None:
+        marks = self.marks
+        if marks.all_matching and marks.query == msg.query:
+            marks.query_count = msg.count
+            self._show_selection()
+
+    def action_clear_marks(self) -> None:
+        if not self.marks and not self.marks.in_range:
+            return
+        self.marks.clear()
+        self.table.refresh()
+        self._show_selection()
+
+    def action_bulk(self) -> None:
+        selection = self.selection()
+        if selection is None:
+            self.notify(
+                "Select orders first: space marks one, v a range, * every order "
+                "matching the filter.",
+                title="Bulk actions",
+                severity="warning",
+            )
+            return
+        self.marks.end_range()
+        self._show_selection()
+        marks = self.marks
+        self.app.push_screen(
+            BulkScreen(selection, count=marks.count, scope=self._scope()), self._bulk_done
+        )
+
+    def _bulk_done(self, outcome: BulkOutcome | None) -> None:
+        if outcome is not None and outcome.applied and not outcome.cancelled:
+            self.marks.clear()  # done with these orders; the list shows their new state
+            self.table.refresh()
+            self._show_selection()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -16,6 +18,11 @@ from pulse_tui.storage.db import read_session
 from .context import Actor, Context, utcnow
 from .operators import OperatorService
 from .orders import OrderService
+from .refunds import RefundService
+
+if TYPE_CHECKING:
+    from .bulk import BulkService
+    from .returns import ReturnService
 
 
 class Desk:
@@ -29,6 +36,19 @@ class Desk:
         self.ctx = Context(engine, actor, settings, clock)
         self.orders = OrderService(self.ctx)
         self.operators = OperatorService(self.ctx)
+        self.refunds = RefundService(self.ctx)
+
+    @cached_property
+    def returns(self) -> ReturnService:
+        from .returns import ReturnService
+
+        return ReturnService(self.ctx)
+
+    @cached_property
+    def bulk(self) -> BulkService:
+        from .bulk import BulkService
+
+        return BulkService(self.ctx)
 
     @property
     def actor(self) -> Actor:

@@ -165,6 +165,7 @@ class Payment(SQLModel, table=True):
 
 class Refund(SQLModel, table=True):
     __tablename__ = "refunds"
+    __table_args__ = (Index("ix_refunds_status", "status", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     order_id: int = Field(foreign_key="orders.id", index=True)
@@ -175,11 +176,46 @@ class Refund(SQLModel, table=True):
     status: str  # requested | approved | pending | succeeded | failed | cancelled
     idempotency_key: str = Field(unique=True)
     gateway_ref: str | None = None
+    # [{line_id, sku, quantity, amount, tax, restock}] — what the refund covers
     lines: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     failure_reason: str | None = None
     created_by: str
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    shipping: int = 0  # shipping included in amount
+    tax: int = 0  # tax share included in amount
+    note: str | None = None
+    return_id: int | None = Field(default=None, foreign_key="returns.id")
+    approved_by: str | None = None
+    approved_at: datetime | None = None
+    # Sending: status goes approved -> pending with sent_at set, in one guarded
+    # UPDATE, before the gateway is called; attempt grows only after the
+    # gateway said "failed" (a new attempt may use a new idempotency key).
+    attempt: int = 1
+    sent_at: datetime | None = None
+
+
+class Return(SQLModel, table=True):
+    """A return authorisation (RMA): goods asked back, then received, then
+    refunded or exchanged. ``lines``: [{line_id, sku, quantity, received,
+    condition}]."""
+
+    __tablename__ = "returns"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
+    status: str = Field(index=True)  # domain.refunds.ReturnStatus
+    reason: str
+    note: str | None = None
+    lines: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    created_by: str
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    decided_by: str | None = None
+    decision_note: str | None = None
+    received_by: str | None = None
+    refund_id: int | None = None
+    exchange_order_id: int | None = Field(default=None, foreign_key="orders.id")
 
 
 class Shipment(SQLModel, table=True):

@@ -8,6 +8,12 @@ its screen for more rows (``OrderTable.NeedRows``) when the cursor nears an
 edge. It paints each row from a pre-built Strip: Textual's DataTable rendered
 every cell through Rich and dropped its caches on every row added or removed.
 Columns adapt to the width: narrow terminals drop the least essential ones.
+
+Marks (the selection for bulk actions) are kept by order id in ``Marks``, not
+by row: a marked row is painted from its cached strip with a glyph in the
+first cell and the ``order-table--marked`` background, so marks cost nothing
+when paging. A "select all matching" selection is the query itself (every row
+shown is marked) and never loads the orders it covers.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from pulse_tui.domain.filters import Sort
+from pulse_tui.domain.filters import OrderFilter, Sort
 from pulse_tui.storage.queries import Cursor, OrderRow, Page
 from pulse_tui.widgets.formatting import absolute_time, money, relative_time
 from pulse_tui.widgets.status_badge import STYLE, badge_markup, label
@@ -34,6 +40,7 @@ from pulse_tui.widgets.status_badge import STYLE, badge_markup, label
 PAGE_ROWS = 50
 MAX_PAGES = 5  # the window: at most 250 rows, whatever the database holds
 EDGE = 10  # fetch more when the cursor is this close to a window edge
+MARK = "●"  # painted in the first cell of a marked row
 
 
 def cursor_of(row: OrderRow, sort: Sort) -> Cursor:
@@ -119,6 +126,94 @@ class RowWindow:
 
     def last_cursor(self, sort: Sort) -> Cursor | None:
         return cursor_of(self.rows[-1], sort) if self.rows else None
+
+
+class Marks:
+    """The orders selected for a bulk action.
+
+    Either explicit ids (``space``, ``v`` ranges), or a query ("every order
+    matching this filter", ``*``) whose rows are never loaded. A range is
+    vim's visual mode: the rows between its anchor and the cursor are marked
+    on top of the marks made before it; moving back shrinks it again."""
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+        self.all_matching = False
+        self.query: OrderFilter | None = None  # the filter of an all-matching selection
+        self.query_count: int | None = None  # its number of matches, once counted
+        self.anchor: int | None = None  # the order id a range started at
+        self._base: set[int] = set()  # the marks made before the range
+        self._range: set[int] = set()  # the ids the range covers now
+        self._anchor_above = True  # the anchor's side when it scrolled out of the window
+
+    def __bool__(self) -> bool:
+        return self.all_matching or bool(self.ids)
+
+    @property
+    def in_range(self) -> bool:
+        return self.anchor is not None
+
+    @property
+    def count(self) -> int | None:
+        """How many orders are selected (None while an all-matching count runs)."""
+        return self.query_count if self.all_matching else len(self.ids)
+
+    def is_marked(self, order_id: int) -> bool:
+        return self.all_matching or order_id in self.ids
+
+    def toggle(self, order_id: int) -> bool:
+        """Mark or unmark one order; True if it is marked now."""
+        self.end_range()
+        self.all_matching = False
+        if order_id in self.ids:
+            self.ids.discard(order_id)
+            return False
+        self.ids.add(order_id)
+        return True
+
+    def select_all_matching(self, f: OrderFilter) -> None:
+        self.clear()
+        self.all_matching = True
+        self.query = f
+
+    def clear(self) -> None:
+        self.ids = set()
+        self.all_matching = False
+        self.query = None
+        self.query_count = None
+        self.anchor = None
+        self._base = set()
+        self._range = set()
+
+    def start_range(self, rows: list[OrderRow], cursor: int) -> None:
+        if not 0 <= cursor < len(rows):
+            return
+        self.all_matching = False
+        self.anchor = rows[cursor].id
+        self._base = set(self.ids)
+        self._range = set()
+        self.extend_range(rows, cursor)
+
+    def extend_range(self, rows: list[OrderRow], cursor: int) -> None:
+        """The cursor moved (or the window paged): the range runs anchor..cursor."""
+        if self.anchor is None or not 0 <= cursor < len(rows):
+            return
+        ids = [r.id for r in rows]
+        if self.anchor in ids:
+            a = ids.index(self.anchor)
+            self._anchor_above = a <= cursor
+            kept: set[int] = set()  # anchor and cursor both held: the range is all in view
+        else:  # the anchor scrolled out of the window: it lies beyond that edge
+            a = 0 if self._anchor_above else len(ids) - 1
+            kept = self._range - set(ids)
+        lo, hi = sorted((a, cursor))
+        self._range = kept | set(ids[lo : hi + 1])
+        self.ids = self._base | self._range
+
+    def end_range(self) -> None:
+        self.anchor = None
+        self._base = set()
+        self._range = set()
 
 
 # -- columns -----------------------------------------------------------------
@@ -237,6 +332,8 @@ class OrderTable(ScrollView, can_focus=True):
         "order-table--header",
         "order-table--cursor",
         "order-table--even-row",
+        "order-table--marked",
+        "order-table--mark",
     }
 
     DEFAULT_CSS = """
@@ -255,6 +352,14 @@ class OrderTable(ScrollView, can_focus=True):
         }
         &:dark > .order-table--even-row {
             background: $surface-darken-1 40%;
+        }
+        & > .order-table--marked {
+            background: $secondary-muted;
+            color: $foreground;
+        }
+        & > .order-table--mark {
+            color: $text-secondary;
+            text-style: bold;
         }
         & > .order-table--cursor {
             background: $block-cursor-blurred-background;
@@ -314,6 +419,8 @@ class OrderTable(ScrollView, can_focus=True):
         self._strips: dict[tuple[int, int, int, datetime], Strip] = {}
         self._header: Strip | None = None
         self._cursor_strip: tuple[Strip, Style, int, Strip] | None = None
+        self._marked_strips: dict[tuple[int, int, int, datetime], Strip] = {}
+        self.marks = Marks()
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -328,6 +435,7 @@ class OrderTable(ScrollView, can_focus=True):
 
     def _restyle(self) -> None:
         self._strips.clear()
+        self._marked_strips.clear()
         self._cursor_strip = None
         self._header = None
         self.refresh()
@@ -389,6 +497,8 @@ class OrderTable(ScrollView, can_focus=True):
         self.virtual_size = Size(0, self.row_count + 1)  # +1: the header line
         if len(self._strips) > 4 * self.window.max_rows:
             self._strips.clear()
+        if len(self._marked_strips) > 4 * self.window.max_rows:
+            self._marked_strips.clear()
 
     def _ensure_layout(self, force: bool = False) -> None:
         width = self.size.width or (self.app.size.width if self.is_attached else 120)
@@ -396,6 +506,7 @@ class OrderTable(ScrollView, can_focus=True):
             return
         if width != self._layout_width:
             self._strips.clear()
+            self._marked_strips.clear()
         self._layout_width = width
         self._layout = layout(width)
         self._header = None
@@ -439,7 +550,18 @@ class OrderTable(ScrollView, can_focus=True):
                     segs.append(Segment(_fit(value, w, col.right)))
                 segs.append(Segment(" "))
             strip = self._strips[key] = Strip(segs)
-        return strip
+        if not self.marks.is_marked(row.id):
+            return strip
+        marked = self._marked_strips.get(key)
+        if marked is None:
+            # the glyph takes the first cell's leading pad: no column to make room for
+            glyph = Segment(MARK, self.get_component_rich_style("order-table--mark"))
+            segs = list(strip)
+            first = segs[0]
+            rest = [Segment(first.text[1:], first.style)] if len(first.text) > 1 else []
+            marked = Strip([glyph, *rest, *segs[1:]], strip.cell_length)
+            self._marked_strips[key] = marked
+        return marked
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
@@ -463,7 +585,9 @@ class OrderTable(ScrollView, can_focus=True):
             strip = Strip(segs, bare.cell_length).adjust_cell_length(width, style)
             self._cursor_strip = (bare, style, width, strip)
             return strip
-        if ((self.window.start or 0) + index) % 2 == 0:
+        if self.marks.is_marked(rows[index].id):
+            style = self.get_component_rich_style("order-table--marked")
+        elif ((self.window.start or 0) + index) % 2 == 0:
             style = self.get_component_rich_style("order-table--even-row")
         else:
             style = self.rich_style
@@ -509,6 +633,11 @@ class OrderTable(ScrollView, can_focus=True):
             self.post_message(self.NeedRows("after"))
         elif self._cursor < EDGE and self.window.more_before:
             self.post_message(self.NeedRows("before"))
+
+    def refresh_row(self, row: int) -> None:
+        """Repaint one row of the window (its mark changed)."""
+        self._cursor_strip = None
+        self.refresh_line(row + 1)
 
     def action_cursor_down(self) -> None:
         self.move_cursor(row=self._cursor + 1)
