@@ -7,7 +7,9 @@ One run (``PaymentSync.run_once``):
    result; the cursor advances only after a page applied cleanly;
 3. refreshes every payment (and refund) still pending at that gateway, with
    bounded concurrency, so nothing depends on the change feed alone;
-4. records how it went per gateway and releases the lease.
+4. recovers refunds a crash, timeout or closed screen left unsent or
+   unanswered (``RefundService.recover``: look up first, send at most once);
+5. records how it went per gateway and releases the lease.
 
 HTTP goes through gateways.sync (shared client, retries); database work runs
 in threads (``asyncio.to_thread``), so the sync never blocks an event loop it
@@ -34,6 +36,7 @@ from pulse_tui.gateways.sync import RetryPolicy, call_with_retries
 
 from . import payments as pay
 from .context import SYSTEM, Context, utcnow
+from .refunds import RefundService
 
 T = TypeVar("T")
 
@@ -103,6 +106,10 @@ class PaymentSync:
         self.holder = holder or default_holder()
         self.lease_ttl = lease_ttl
         self.service = pay.PaymentService(self.ctx)
+
+    def _refunds(self, gateway: str) -> RefundService:
+        """Refund work of a sync acts as the gateway (``gateway:<name>``)."""
+        return RefundService(self.ctx.as_actor(pay.gateway_actor(gateway)))
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
@@ -193,14 +200,26 @@ class PaymentSync:
                     rep.errors.append(f"{name}: fetch refund {ref}: {exc}")
                     return
             try:
-                if await self._db(self.service.apply_refund, info):
+                if await self._db(refunds.record, info):
                     rep.refunds_updated += 1
             except Exception as exc:  # noqa: BLE001 - reported, the run goes on
                 rep.errors.append(f"{name}: refund {ref}: {exc}")
 
+        refunds = self._refunds(name)
         pending = await self._db(self.service.pending_refs, name)
-        refunds = await self._db(self.service.pending_refund_refs, name)
-        await asyncio.gather(*(refresh(r) for r in pending), *(refresh_refund(r) for r in refunds))
+        pending_refunds = await self._db(refunds.pending_refs, name)
+        await asyncio.gather(
+            *(refresh(r) for r in pending), *(refresh_refund(r) for r in pending_refunds)
+        )
+
+        # 3. refunds left approved (never sent) or sent without an answer
+        try:
+            touched = await refunds.recover({name: _Retrying(adapter, retry)}, gateway=name)
+            rep.refunds_updated += len(touched)
+        except GatewayError as exc:
+            rep.errors.append(f"{name}: refund recovery: {exc}")
+        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+            rep.errors.append(f"{name}: refund recovery: {exc}")
         await self._db(pay.record_run, self.ctx, name, rep.errors)
         return rep
 
@@ -214,6 +233,24 @@ class PaymentSync:
         if result.outcome == pay.Outcome.REFUSED:
             rep.errors.append(f"{rep.gateway}: {info.ref}: {result.message}")
         return True
+
+
+class _Retrying:
+    """An adapter whose lookups go through the sync's retry policy. Sending a
+    refund is not retried here: RefundService decides when to send again."""
+
+    def __init__(self, adapter: GatewayAdapter, retry: Callable[..., Awaitable[Any]]) -> None:
+        self._adapter = adapter
+        self._retry = retry
+        self.name = adapter.name
+
+    async def find_refund_by_metadata(self, payment_ref: str, refund_id: str) -> Any:
+        return await self._retry(
+            functools.partial(self._adapter.find_refund_by_metadata, payment_ref, refund_id)
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._adapter, name)
 
 
 __all__ = ["GatewayReport", "PaymentSync", "SyncReport", "default_holder"]

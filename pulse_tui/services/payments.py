@@ -29,12 +29,12 @@ from pulse_tui.domain.money import format_money
 from pulse_tui.domain.payments import method_problem, parse_method, parse_wallet
 from pulse_tui.domain.permissions import Permission, Role
 from pulse_tui.domain.status import PAID_STATES, OrderStatus, PaymentStatus
-from pulse_tui.gateways.base import PaymentInfo, RefundInfo
+from pulse_tui.gateways.base import PaymentInfo
 from pulse_tui.storage import queries
 from pulse_tui.storage.db import read_session, write_session
-from pulse_tui.storage.models import GatewaySyncState, Order, Payment, Refund, SyncLease
+from pulse_tui.storage.models import GatewaySyncState, Order, Payment, SyncLease
 
-from .audit import record_audit, record_event
+from .audit import record_event
 from .context import Actor, Context
 from .errors import Conflict, InvalidInput, RuleViolation
 from .orders import OrderService, _id
@@ -151,20 +151,6 @@ class PaymentService:
             ).scalars()
             return [str(r) for r in rows]
 
-    def pending_refund_refs(self, gateway: str) -> list[str]:
-        with read_session(self.ctx.engine) as s:
-            rows = s.execute(
-                select(col(Refund.gateway_ref))
-                .join(Payment, col(Payment.id) == col(Refund.payment_id))
-                .where(
-                    col(Payment.gateway) == gateway,
-                    col(Refund.gateway_ref).is_not(None),
-                    col(Refund.status) == "pending",
-                )
-                .order_by(col(Refund.id))
-            ).scalars()
-            return [str(r) for r in rows]
-
     # -- applying what the gateway knows ------------------------------------------
 
     def apply(self, info: PaymentInfo) -> ApplyResult:
@@ -247,45 +233,6 @@ class PaymentService:
             return ApplyResult(Outcome.UNCHANGED, info.ref, number)
         except RuleViolation as exc:
             return ApplyResult(Outcome.REFUSED, info.ref, number, exc.message)
-
-    def apply_refund(self, info: RefundInfo) -> bool:
-        """The payment sync: record a refund's new status at the gateway (and its
-        gateway reference). Returns whether anything changed."""
-        with write_session(self.ctx.engine) as s:
-            refund = s.execute(
-                select(Refund).where(col(Refund.gateway_ref) == info.ref)
-            ).scalar_one_or_none()
-            if refund is None and info.refund_id and info.refund_id.isdigit():
-                refund = s.get(Refund, int(info.refund_id))
-            if refund is None or refund.status == info.status:
-                return False
-            order = s.get(Order, refund.order_id)
-            assert order is not None
-            was = refund.status
-            refund.status = info.status
-            refund.gateway_ref = info.ref
-            refund.failure_reason = info.failure_reason
-            refund.updated_at = self.ctx.now()
-            ctx = self.ctx.as_actor(gateway_actor(info.gateway))
-            record_audit(
-                s,
-                ctx,
-                "refund.sync",
-                "refund",
-                str(refund.id),
-                {"status": was},
-                {"status": info.status, "gateway_ref": info.ref},
-            )
-            record_event(
-                s,
-                ctx,
-                order,
-                f"refund_{info.status}",
-                f"Refund of {format_money(refund.amount, refund.currency)} {info.status} "
-                f"at {info.gateway} (was {was})",
-                {"refund": refund.id, "reference": info.ref},
-            )
-            return True
 
     @staticmethod
     def _locate(s, info: PaymentInfo) -> tuple[Order | None, Payment | None]:  # type: ignore[no-untyped-def]

@@ -219,10 +219,12 @@ async def test_payment_unknown_at_the_gateway_is_reported_not_failed(
     assert order(engine, o.number).status == "pending"
 
 
-async def test_sync_records_a_refund_status_change_once(
+async def test_sync_sends_an_approved_refund_once_and_settles_it(
     engine: Engine, admin_desk, clock, customer: Customer, localstripe_url: str
 ) -> None:
-    from pulse_tui.storage.db import write_session
+    """A refund approved but never sent (its screen closed, the process died)
+    is sent by the next sync, once; the run after that changes nothing."""
+    from pulse_tui.services.refunds import RefundRequest, RefundService
     from pulse_tui.storage.models import Refund
 
     o = factories.place(admin_desk)
@@ -236,34 +238,23 @@ async def test_sync_records_a_refund_status_change_once(
             engine, {"stripe": stripe}, clock=clock, policy=RetryPolicy(sleep=no_sleep)
         )
         assert (await sync.run_once()).ok
-        at_gateway = await stripe.create_refund(
-            pi, 500, o.currency, idempotency_key="idem-r1", refund_id="1"
+        refund = RefundService(admin_desk.ctx).create(
+            o.number, RefundRequest(reason="damaged", amount=500)
         )
-        # Our row as the refund flow leaves it after sending: pending, with
-        # the gateway's reference (the refund service itself is issue 5).
-        with write_session(engine) as s:
-            payment = s.execute(select(Payment).where(Payment.gateway_ref == pi)).scalar_one()
-            s.add(
-                Refund(
-                    order_id=o.id,
-                    payment_id=payment.id,
-                    amount=500,
-                    currency=o.currency,
-                    reason="customer_request",
-                    status="pending",
-                    idempotency_key="idem-r1",
-                    gateway_ref=at_gateway.ref,
-                    created_by="ada",
-                )
-            )
+        assert refund.status == "approved"
         first = await sync.run_once()
-        assert first.ok and first.gateways[0].refunds_updated == 1
+        assert first.ok, first.errors
+        assert first.gateways[0].refunds_updated == 1
         before = snapshot(engine)
         second = await sync.run_once()
         assert second.ok and second.gateways[0].refunds_updated == 0
         assert snapshot(engine) == before
+        assert [r.amount for r in await stripe.list_refunds(pi)] == [500]
     with read_session(engine) as s:
-        assert s.execute(select(Refund.status)).scalar_one() == "succeeded"
+        row = s.execute(select(Refund)).scalar_one()
+        assert (row.status, row.gateway_ref is not None) == ("succeeded", True)
         audit = s.execute(select(AuditEntry.action).where(AuditEntry.entity == "refund")).scalars()
-        assert list(audit) == ["refund.sync"]
+        assert list(audit) == ["refund.create", "refund.succeeded"]
+    assert order(engine, o.number).refunded == 500
+    assert order(engine, o.number).payment_status == "partially_refunded"
     assert any(k == "refund_succeeded" for k, _, _ in events(engine, o.number))

@@ -379,9 +379,11 @@ def test_cancel_pending_releases_stock(engine: Engine, admin_desk: Desk) -> None
     assert au.action == "order.cancel" and au.after["cancel_reason"] == "customer_request"  # type: ignore[index]
 
 
-def test_cancel_paid_order_requests_refund_and_releases_stock(
+def test_cancel_paid_order_creates_its_refund_and_releases_stock(
     engine: Engine, admin_desk: Desk
 ) -> None:
+    """The refund goes through the one refund path: an admin's is approved at
+    once (sending it is the refund service's job, tested there)."""
     o = place(admin_desk, lines=(("MUG-BLUE", 2),))
     admin_desk.orders.hold(o.number, reason="address check")
     admin_desk.orders.confirm_payment(o.number)
@@ -392,13 +394,17 @@ def test_cancel_paid_order_requests_refund_and_releases_stock(
     assert (ref.amount, ref.currency, ref.status, ref.reason, ref.created_by) == (
         got.total,
         "EUR",
-        "requested",
-        "cancelled",
+        "approved",
+        "order_cancelled",
         "ada",
     )
     assert len(ref.idempotency_key) >= 32
     assert product(engine, "MUG-BLUE").stock_reserved == 0
-    assert [e.kind for e in events(engine, o.number)][-2:] == ["cancelled", "refund_requested"]
+    assert [e.kind for e in events(engine, o.number)][-3:] == [
+        "cancelled",
+        "refund_requested",
+        "refund_approved",
+    ]
 
 
 def test_cancel_refusals(engine: Engine, admin_desk: Desk) -> None:
