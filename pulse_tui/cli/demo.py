@@ -108,9 +108,11 @@ def live(
         customer = demo_live.Customer(server.url)
         try:
             intents = demo_live.create_intents(engine, customer, count=orders)
+            rehomed = demo_live.rehome_card_payments(engine, customer)
             err_console().print(
                 f"localstripe on {server.url}: {len(intents)} payment intent(s) created; "
-                f"the customer pays over the next {over:.0f} s"
+                f"the customer pays over the next {over:.0f} s; the {rehomed} newest "
+                "card payments are real there (refunds move money)"
             )
             st.settings.gateways["stripe"] = GatewayConfig(
                 "stripe", server.url, secret_key=demo_live.SECRET

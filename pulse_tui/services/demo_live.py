@@ -9,7 +9,12 @@
    and attach it to the order (through PaymentService, as the checkout would);
 3. play the customer in a background thread: over the first minute it
    confirms most intents (some with a card that is declined), so the TUI's
-   own sync turns pending orders to processing, or on hold, by itself.
+   own sync turns pending orders to processing, or on hold, by itself;
+4. give the newest card-paid orders a real, paid PaymentIntent at localstripe
+   (``rehome_card_payments``), so refunding them from the desk really moves
+   money at the gateway. Older seeded card payments keep references no
+   gateway knows: refunding one fails with the gateway's "No such
+   payment_intent", which is how the desk shows a failed refund.
 
 Nothing here is used outside the demo; it needs the ``demo`` extra (localstripe).
 """
@@ -28,10 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlmodel import col
 
 from pulse_tui.domain.filters import OrderFilter
 from pulse_tui.domain.status import OrderStatus, PaymentStatus
+from pulse_tui.storage.db import write_session
+from pulse_tui.storage.models import Order, Payment
 
 from .context import SYSTEM, Context
 from .desk import Desk
@@ -182,6 +190,34 @@ def create_intents(
             continue
         out.append(Intent(o.number, ref, declines))
     return out
+
+
+def rehome_card_payments(engine: Engine, customer: Customer, *, count: int = 40) -> int:
+    """Demo data only: the ``count`` newest paid Stripe payments get a real,
+    confirmed PaymentIntent at localstripe for what they captured, and their
+    gateway reference is switched to it. The seeded references were made up;
+    this is part of building the demo, not a business action, so it writes
+    the reference directly and leaves no event."""
+    with write_session(engine) as s:
+        rows = s.execute(
+            select(Payment, col(Order.number))
+            .join(Order, col(Order.id) == col(Payment.order_id))
+            .where(
+                col(Payment.gateway) == "stripe",
+                col(Payment.status) == PaymentStatus.PAID.value,
+                col(Payment.refunded) == 0,
+                col(Order.status).in_(
+                    [OrderStatus.PROCESSING, OrderStatus.SHIPPED, OrderStatus.DELIVERED]
+                ),
+            )
+            .order_by(col(Order.id).desc())
+            .limit(count)
+        ).all()
+        for payment, number in rows:
+            ref = customer.intent(number, payment.captured, payment.currency, GOOD_CARD)
+            customer.confirm(ref)
+            payment.gateway_ref = ref
+        return len(rows)
 
 
 class Confirmer(threading.Thread):

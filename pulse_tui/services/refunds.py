@@ -204,13 +204,22 @@ def _lines(s: Session, order_id: int) -> list[OrderLine]:
     )
 
 
+def _line_of(item: Mapping[str, Any], by_sku: Mapping[str, int]) -> int | None:
+    """The order line a refund's line entry is about: by id, or (rows written
+    by older code and the demo seeder) by SKU."""
+    if item.get("line_id") is not None:
+        return int(item["line_id"])
+    return by_sku.get(str(item.get("sku", "")).upper())
+
+
 def _line_states(order: Order, lines: list[OrderLine], active: list[Refund]) -> list[LineState]:
+    by_sku = {ln.sku.upper(): int(ln.id or 0) for ln in lines}
     committed: dict[int, int] = {}
     for r in active:
-        for ln in r.lines or []:
-            committed[int(ln["line_id"])] = committed.get(int(ln["line_id"]), 0) + int(
-                ln["quantity"]
-            )
+        for item in r.lines or []:
+            line_id = _line_of(item, by_sku)
+            if line_id is not None:
+                committed[line_id] = committed.get(line_id, 0) + int(item.get("quantity", 0))
     values = rules.line_values([ln.line_total for ln in lines], order.discount)
     return [
         LineState(
@@ -219,7 +228,7 @@ def _line_states(order: Order, lines: list[OrderLine], active: list[Refund]) -> 
             quantity=ln.quantity,
             value=v,
             tax=ln.tax,
-            committed=committed.get(int(ln.id or 0), 0),
+            committed=min(ln.quantity, committed.get(int(ln.id or 0), 0)),
         )
         for ln, v in zip(lines, values, strict=True)
     ]
@@ -894,10 +903,12 @@ class RefundService:
                 ).value
         order.refunded += refund.amount
         order.payment_status = rules.payment_status_after(order.paid, order.refunded).value
-        lines = {int(ln.id or 0): ln for ln in _lines(s, int(order.id or 0))}
+        order_lines = _lines(s, int(order.id or 0))
+        lines = {int(ln.id or 0): ln for ln in order_lines}
+        by_sku = {ln.sku.upper(): int(ln.id or 0) for ln in order_lines}
         restocked = []
         for item in refund.lines or []:
-            ln = lines.get(int(item["line_id"]))
+            ln = lines.get(_line_of(item, by_sku) or 0)
             if ln is None:
                 continue
             qty = int(item["quantity"])

@@ -54,3 +54,42 @@ def test_live_demo_pays_pending_orders_through_localstripe(engine, admin_desk) -
             assert (o.status, o.hold_reason) == ("pending", "payment failed")
         else:
             assert (o.status, o.payment_status) == ("processing", "paid")
+
+
+def test_rehomed_card_payments_refund_for_real_at_localstripe(engine, admin_desk) -> None:
+    """The demo's newest card payments get real intents, so a refund from the
+    desk moves money at localstripe (exactly one refund there)."""
+    from pulse_tui.services.refunds import RefundRequest
+
+    old = factories.place(admin_desk)
+    admin_desk.orders.confirm_payment(
+        old.number, gateway="stripe", method="card", reference="pi_x1"
+    )
+    new = factories.place(admin_desk)
+    admin_desk.orders.confirm_payment(
+        new.number, gateway="stripe", method="card", reference="pi_x2"
+    )
+    with demo_live.LocalStripe() as server:
+        customer = demo_live.Customer(server.url)
+        try:
+            assert demo_live.rehome_card_payments(engine, customer, count=1) == 1
+            (payment,) = admin_desk.orders.detail(new.number).payments
+            assert payment.gateway_ref and payment.gateway_ref.startswith("pi_")
+            assert payment.gateway_ref != "pi_x2"
+            assert admin_desk.orders.detail(old.number).payments[0].gateway_ref == "pi_x1"
+
+            async def refund_and_count():  # type: ignore[no-untyped-def]
+                async with httpx.AsyncClient(timeout=5) as client:
+                    stripe = StripeAdapter(client, demo_live.SECRET, server.url)
+                    r = admin_desk.refunds.create(
+                        new.number, RefundRequest(reason="damaged", amount=300)
+                    )
+                    done = await admin_desk.refunds.execute(r.id, {"stripe": stripe})
+                    return done, await stripe.list_refunds(str(payment.gateway_ref))
+
+            done, at_gateway = asyncio.run(refund_and_count())
+        finally:
+            customer.close()
+    assert done.status == "succeeded"
+    assert [r.amount for r in at_gateway] == [300]
+    assert admin_desk.orders.detail(new.number).order.payment_status == "partially_refunded"
