@@ -15,6 +15,7 @@ class PaymentMethod(StrEnum):
     WALLET = "wallet"
     BANK_TRANSFER = "bank_transfer"
     CRYPTO = "crypto"
+    CREDIT = "credit"  # store credit, e.g. an exchange settled by returned goods
 
 
 class Wallet(StrEnum):

@@ -54,16 +54,17 @@ from pulse_tui.domain.refunds import (
     RefundError,
     RefundReason,
     RefundStatus,
+    ReturnStatus,
 )
 from pulse_tui.domain.status import OrderStatus, PaymentStatus
 from pulse_tui.gateways.base import ORDER_METADATA_KEY, GatewayAdapter, GatewayError, RefundInfo
 from pulse_tui.storage import queries
 from pulse_tui.storage.db import read_session, write_session
-from pulse_tui.storage.models import Order, OrderLine, Payment, Product, Refund
+from pulse_tui.storage.models import Order, OrderLine, Payment, Product, Refund, Return
 
 from .audit import record_audit, record_event
 from .context import Context
-from .errors import InvalidInput, NotFound, RuleViolation
+from .errors import Conflict, InvalidInput, NotFound, RuleViolation
 
 DEFAULT_LIMIT = 50_000
 # How long a claimed refund with no answer is left alone before recovery may
@@ -186,7 +187,10 @@ def _attempt_key(refund: Refund) -> str:
 
 
 def _active_refunds(s: Session, order_id: int) -> list[Refund]:
-    return list(
+    """Refunds holding money on the order, plus the credit of each exchanged
+    return as if it were one (not stored): those units and that value were
+    given back as a replacement, so a refund must not pay them out again."""
+    held = list(
         s.execute(
             select(Refund).where(
                 col(Refund.order_id) == order_id,
@@ -194,6 +198,26 @@ def _active_refunds(s: Session, order_id: int) -> list[Refund]:
             )
         ).scalars()
     )
+    exchanged = s.execute(
+        select(Return).where(
+            col(Return.order_id) == order_id, col(Return.status) == ReturnStatus.EXCHANGED.value
+        )
+    ).scalars()
+    for ret in exchanged:
+        lines = [ln for ln in ret.lines or [] if int(ln.get("received") or 0) > 0]
+        held.append(
+            Refund(  # never added to the session
+                order_id=order_id,
+                amount=sum(int(ln.get("credit") or 0) for ln in lines),
+                currency="",
+                reason="exchange credit",
+                status=RefundStatus.SUCCEEDED.value,
+                idempotency_key=f"exchange-credit-{ret.id}",
+                lines=[{"line_id": ln["line_id"], "quantity": ln["received"]} for ln in lines],
+                created_by="",
+            )
+        )
+    return held
 
 
 def _lines(s: Session, order_id: int) -> list[OrderLine]:
@@ -464,18 +488,25 @@ class RefundService:
         key = (idempotency_key or "").strip() or str(uuid.uuid4())
         if len(key) > 200:
             raise InvalidInput("idempotency key is longer than 200 characters")
+        try:
+            reason = rules.parse_reason(request.reason)
+        except RefundError as exc:
+            raise _bad(exc) from None
+        if reason == RefundReason.ORDER_CANCELLED:
+            raise InvalidInput("order_cancelled refunds come from cancelling the order")
+        if reason == RefundReason.RETURN and return_id is None:
+            raise InvalidInput("return refunds come from a return (pulse returns refund)")
         if idempotency_key:
             with read_session(self.ctx.engine) as s:
                 same = self._by_key(s, key)
                 if same is not None:
-                    return same
+                    return self._same_request(s, same, order_ref)
         svc = self._orders()
         with svc._locked(order_ref, expected_version, "refund.create") as (s, order, _):
             same = self._by_key(s, key)
             if same is not None:  # a double submit that raced us
-                return same
+                return self._same_request(s, same, order.id)
             quote, payment = self._quote(s, order, request)
-            reason = rules.parse_reason(request.reason)
             refund = self._add(
                 s,
                 order,
@@ -493,6 +524,14 @@ class RefundService:
         from .orders import _clean
 
         return _clean(text, what, 500)
+
+    @staticmethod
+    def _same_request(s: Session, refund: Refund, order_ref: str | int | None) -> Refund:
+        """A repeated key names the refund already made — for the same order only."""
+        order = queries.find_order(s, order_ref) if order_ref is not None else None
+        if order is None or order.id != refund.order_id:
+            raise Conflict(f"that idempotency key was already used for refund #{refund.id}")
+        return refund
 
     @staticmethod
     def _by_key(s: Session, key: str) -> Refund | None:
@@ -763,7 +802,7 @@ class RefundService:
             await asyncio.to_thread(
                 self.record_failure,
                 claim.refund_id,
-                f"{claim.gateway} is not configured here; configure it and retry",
+                f"{claim.gateway} is not configured here; the payment sync sends it once it is",
                 definite=False,
             )
             return
