@@ -575,13 +575,24 @@ def cancel(
     if_version: VersionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Cancel (agents, admins); releases stock, requests a refund of what was paid."""
-    order = (
-        state(ctx)
-        .desk()
-        .orders.cancel(order_ref(number), reason=reason, note=note, expected_version=if_version)
+    """Cancel (agents, admins); releases stock, refunds what was paid (sends the
+    approved refunds; above the refund limit they wait for an admin)."""
+    from .refunds import refund_json, send_after_cancel  # refunds imports this module
+
+    desk = state(ctx).desk()
+    order = desk.orders.cancel(
+        order_ref(number), reason=reason, note=note, expected_version=if_version
     )
-    _done(order, "cancelled", as_json)
+    # The cancel committed its refund rows; send them now (exactly once: the
+    # service claims each first). A refund that fails here does not undo the
+    # cancel: it is reported, and `pulse refunds retry ID` tries again.
+    refunds = send_after_cancel(desk, order.number)
+    if refunds:
+        order = desk.orders.detail(order.number).order  # refunded/payment status moved
+    if as_json:
+        print_json({**order_json(order), "refunds": [refund_json(r) for r in refunds]})
+    else:
+        result_line(f"{order.number} cancelled: {summary_line(order)}")
 
 
 @app.command("hold")

@@ -21,6 +21,8 @@ from pulse_tui.storage.models import (
     OrderTag,
     Payment,
     Product,
+    Refund,
+    Return,
     Shipment,
 )
 from tests import factories
@@ -65,6 +67,8 @@ class Cli:
                         Shipment,
                         OrderTag,
                         Operator,
+                        Refund,
+                        Return,
                     )
                 }
                 orders = s.execute(
