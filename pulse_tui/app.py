@@ -114,6 +114,7 @@ class PulseApp(App[None]):
         Binding("colon", "command_palette", "Commands", id="palette.colon", key_display=":"),
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("ctrl+t", "cycle_theme", "Theme", id="theme", show=False),
+        Binding("F", "refunds", "Refunds", id="refunds", key_display="F"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
@@ -177,6 +178,29 @@ class PulseApp(App[None]):
             self.pop_screen()
             return
         self.push_screen(HelpScreen(self.screen))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "refunds":
+            from pulse_tui.domain.permissions import Permission
+
+            return self.desk.actor.can(Permission.READ_PAYMENTS)
+        return True
+
+    def action_refunds(self, tab: str = "all") -> None:
+        """The refunds screen (``tab``: "requested" is the approvals queue);
+        back to it when it is already on the stack."""
+        from textual.screen import ModalScreen
+
+        from pulse_tui.screens.refunds import RefundsScreen
+
+        if isinstance(self.screen, ModalScreen):
+            return  # not over a dialog or help
+        if any(isinstance(s, RefundsScreen) for s in self.screen_stack):
+            while not isinstance(self.screen, RefundsScreen):
+                self.pop_screen()
+            self.screen.show_tab(tab)
+            return
+        self.push_screen(RefundsScreen(tab))
 
     def action_cycle_theme(self) -> None:
         names = list(THEMES)
@@ -311,12 +335,15 @@ class PulseApp(App[None]):
         lists hear about it through a non-bubbling Refresh message."""
         from pulse_tui.screens.order_detail import OrderDetailScreen
         from pulse_tui.screens.order_list import OrderListScreen
+        from pulse_tui.screens.refunds import RefundsScreen
 
         for screen in self.screen_stack:
             if isinstance(screen, OrderListScreen):
                 screen.post_message(OrderListScreen.Refresh(message.order_id))
             elif isinstance(screen, OrderDetailScreen):
                 screen.post_message(OrderDetailScreen.Refresh(message.order_id))
+            elif isinstance(screen, RefundsScreen):
+                screen.post_message(RefundsScreen.Refresh())
 
 
 _DEFAULT_SYNC: Any = object()

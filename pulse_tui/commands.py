@@ -117,7 +117,8 @@ def _actions(screen) -> list[tuple[str, str, object]]:  # type: ignore[no-untype
     seen: set[str] = set()
     for active in screen.active_bindings.values():
         b = active.binding
-        if not b.description or b.system or b.action in ("command_palette",):
+        # "refunds" (F) is offered by DeskProvider with its approvals queue
+        if not b.description or b.system or b.action in ("command_palette", "refunds"):
             continue
         if b.description in seen:
             continue
@@ -179,4 +180,67 @@ class ThemeProvider(Provider):
                 )
 
 
-PROVIDERS = {OrderProvider, CustomerProvider, ActionProvider, ThemeProvider}
+def _desk_actions(app, screen) -> list[tuple[str, str, object]]:  # type: ignore[no-untyped-def]
+    """Screens and actions that are not the current screen's keys: the refunds
+    screen, its approvals queue, refunding the open order, bulk actions."""
+    from pulse_tui.domain.permissions import Permission
+    from pulse_tui.screens.order_detail import OrderDetailScreen
+
+    actor = app.desk.actor
+    out: list[tuple[str, str, object]] = []
+    if actor.can(Permission.READ_PAYMENTS):
+        out.append(("Refunds", "every refund, by status (F)", partial(app.action_refunds, "all")))
+        out.append(
+            (
+                "Refund approvals",
+                "refunds waiting for an admin",
+                partial(app.action_refunds, "requested"),
+            )
+        )
+    if isinstance(screen, OrderDetailScreen) and screen.check_action("refund", ()):
+        out.append(("Refund this order", "refund dialog (f)", screen.action_refund))
+    lists = list_screen_if_any(app)
+    if lists is not None and callable(getattr(lists, "action_bulk", None)):
+        out.append(("Bulk actions…", "on the marked orders of the list", partial(_bulk, app)))
+    return out
+
+
+def list_screen_if_any(app) -> OrderListScreen | None:  # type: ignore[no-untyped-def]
+    from pulse_tui.screens.order_list import OrderListScreen
+
+    for s in app.screen_stack:
+        if isinstance(s, OrderListScreen):
+            return s
+    return None
+
+
+def _bulk(app) -> None:  # type: ignore[no-untyped-def]
+    """Back to the list and run its bulk action (another screen owns what it does)."""
+    screen = list_screen(app)
+    action = getattr(screen, "action_bulk", None)
+    if callable(action):
+        action()
+
+
+class DeskProvider(Provider):
+    """Refunds, approvals, refund this order, bulk actions."""
+
+    def _items(self) -> list[tuple[str, str, object]]:
+        try:
+            return _desk_actions(self.app, self.screen)
+        except Exception:  # never break the palette
+            return []
+
+    async def discover(self) -> Hits:
+        for title, help_text, callback in self._items():
+            yield DiscoveryHit(title, callback, text=title, help=help_text)  # type: ignore[arg-type]
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, callback in self._items():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, text=title, help=help_text)  # type: ignore[arg-type]
+
+
+PROVIDERS = {OrderProvider, CustomerProvider, ActionProvider, ThemeProvider, DeskProvider}

@@ -7,12 +7,17 @@ OrderChanged (the App refreshes the lists); a Conflict reloads and says so.
 Which keys are offered comes from the services and the status machine
 (``offered_transitions``, ``hold_problem``, ``Actor.can``); the services still
 refuse anything not allowed.
+
+Refunds and returns (issue 5): ``f`` opens the refund dialog (screens/refunds.py),
+``A`` approves and sends a refund waiting for an admin, ``y`` retries a failed
+one, ``x`` requests a return and ``w`` takes an open return's next step
+(screens/returns.py). A cancel that made refunds sends them right after.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +32,7 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
 from pulse_tui.domain.permissions import Permission
+from pulse_tui.domain.refunds import RefundStatus
 from pulse_tui.domain.status import Transition, awaiting_payment, hold_problem
 from pulse_tui.messages import OrderChanged
 from pulse_tui.screens.dialogs import (
@@ -42,6 +48,23 @@ from pulse_tui.screens.dialogs import (
     TagDialog,
     TransferDialog,
 )
+from pulse_tui.screens.refunds import (
+    PickRefundDialog,
+    RefundDialog,
+    RefundOutcome,
+    describe_refund,
+    send_if_approved,
+)
+from pulse_tui.screens.returns import (
+    AuthorizeReturnDialog,
+    ExchangeReturnDialog,
+    ReceiveReturnDialog,
+    RefundReturnDialog,
+    RejectReturnDialog,
+    RequestReturnDialog,
+    ReturnStepDialog,
+    offered_steps,
+)
 from pulse_tui.services.errors import ServiceError
 from pulse_tui.services.orders import state_of
 from pulse_tui.storage.queries import OrderDetail
@@ -56,6 +79,10 @@ from pulse_tui.widgets.order_panels import (
 from pulse_tui.widgets.timeline import Timeline
 
 LOAD_GROUP = "detail-load"
+FETCH_GROUP = "detail-fetch"
+SEND_GROUP = "detail-send"
+RETURNABLE_STATES = ("shipped", "delivered")
+BANNER_LEVEL = {"information": "info", "warning": "warning", "error": "error"}
 CONFLICT_TEXT = "changed by someone else — reloaded"
 
 
@@ -65,6 +92,8 @@ class Loaded:
     offered: list[Transition]
     now: datetime
     payments_allowed: bool
+    refund_options: Any = None  # RefundOptions, for roles that may refund
+    returns: list[Any] = field(default_factory=list)  # ReturnRow
 
 
 class OrderDetailScreen(Screen[None]):
@@ -81,6 +110,11 @@ class OrderDetailScreen(Screen[None]):
         Binding("p", "ship", "Ship", id="detail.ship"),
         Binding("d", "deliver", "Delivered", id="detail.deliver"),
         Binding("m", "transfer_received", "Transfer received", id="detail.transfer_received"),
+        Binding("f", "refund", "Refund", id="detail.refund"),
+        Binding("A", "approve_refund", "Approve refund", id="detail.approve_refund"),
+        Binding("y", "retry_refund", "Retry refund", id="detail.retry_refund"),
+        Binding("x", "request_return", "Return", id="detail.request_return"),
+        Binding("w", "return_step", "Return step", id="detail.return_step"),
         Binding("ctrl+r", "reload", "Reload", id="detail.reload", show=False),
         Binding("j", "scroll_body(1)", "Scroll down", id="detail.down", show=False),
         Binding("k", "scroll_body(-1)", "Scroll up", id="detail.up", show=False),
@@ -137,15 +171,31 @@ class OrderDetailScreen(Screen[None]):
     def _load(self, desk: Any) -> Loaded:
         ref = self.loaded.detail.order.id if self.loaded else self.ref
         d = desk.orders.detail(ref)
+        refund_options = None
+        if desk.actor.can(Permission.REFUND):
+            try:
+                refund_options = desk.refunds.options(d.order.id)
+            except ServiceError:
+                refund_options = None
+        returns: list[Any] = []
+        try:
+            returns = list(desk.returns.list_returns(order_ref=d.order.id))
+        except (ImportError, ServiceError):
+            returns = []  # no returns service here, or not for this role
         return Loaded(
             detail=d,
             offered=desk.orders.offered_transitions(d.order),
             now=desk.now(),
             payments_allowed=desk.actor.can(Permission.READ_PAYMENTS),
+            refund_options=refund_options,
+            returns=returns,
         )
 
     async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
+        if worker.group in (FETCH_GROUP, SEND_GROUP):
+            self._side_work_done(event)
+            return
         if worker.group != LOAD_GROUP or event.state not in (
             WorkerState.SUCCESS,
             WorkerState.ERROR,
@@ -171,7 +221,9 @@ class OrderDetailScreen(Screen[None]):
         self.query_one("#summary", SummaryHeader).show(d, now)
         self.query_one("#lines", LinesPanel).show(d, now)
         self.query_one("#customer", CustomerPanel).show(d, now)
-        self.query_one("#payments", PaymentsPanel).show(d, now, allowed=loaded.payments_allowed)
+        self.query_one("#payments", PaymentsPanel).show(
+            d, now, allowed=loaded.payments_allowed, returns=loaded.returns
+        )
         self.query_one("#shipments", ShipmentsPanel).show(d, now)
         await self.query_one("#timeline", Timeline).show(d.events, now)
 
@@ -215,6 +267,8 @@ class OrderDetailScreen(Screen[None]):
             "deliver": Permission.FULFIL,
             "transfer_received": Permission.HOLD,  # the services' "confirm payments"
         }
+        if action in RETURN_ACTIONS:
+            return self._check_refund_action(action)
         if action not in needs:
             return True
         permission = needs[action]
@@ -297,6 +351,10 @@ class OrderDetailScreen(Screen[None]):
         else:
             self.set_banner("")
             self.notify(f"{order.number}: {done}")
+            if done == "cancelled" and self._can(Permission.REFUND):
+                # the cancel made its refunds; this door sends them (the
+                # payment sync's recovery catches anything left)
+                self._send_approved(self.app.desk, order.id)  # type: ignore[attr-defined]
         # lists and counts may show the old state either way
         self.post_message(OrderChanged(order.id, order.number))  # type: ignore[arg-type]
         self.load()
@@ -380,3 +438,262 @@ class OrderDetailScreen(Screen[None]):
             yes="Mark delivered",
         )
         self._open(dialog, "marked delivered")
+
+    # -- refunds and returns ---------------------------------------------------
+
+    def _check_refund_action(self, action: str) -> bool | None:
+        """Refund / return keys: hidden for roles that may never use them (and
+        approve, retry and return step when the order has nothing to act on);
+        greyed out while the order's state does not allow them."""
+        if action == "refund":
+            if not self._can(Permission.REFUND):
+                return False
+            if self.loaded is None or self.loading_detail:
+                return None
+            options = self.loaded.refund_options
+            return (options is not None and options.refundable > 0) or None
+        if action == "request_return":
+            if not self._can(Permission.REFUND):
+                return False
+            if self.loaded is None or self.loading_detail:
+                return None
+            order = self.loaded.detail.order
+            shipped = any(ln.qty_fulfilled > 0 for ln in self.loaded.detail.lines)
+            return (order.status in RETURNABLE_STATES and shipped) or None
+        if self.loaded is None:
+            return False
+        if action == "approve_refund":
+            if not self._can(Permission.REFUND_ANY) or not self._refunds(RefundStatus.REQUESTED):
+                return False
+        elif action == "retry_refund":
+            if not self._can(Permission.REFUND) or not self._refunds(RefundStatus.FAILED):
+                return False
+        elif action == "return_step" and not self._return_choices():
+            return False
+        return not self.loading_detail or None
+
+    def _refunds(self, status: RefundStatus) -> list[Any]:
+        if self.loaded is None:
+            return []
+        return [r for r in self.loaded.detail.refunds if r.status == status]
+
+    def _return_choices(self) -> list[tuple[Any, str]]:
+        if self.loaded is None:
+            return []
+        return [
+            (ret, step) for ret in self.loaded.returns for step in offered_steps(ret, self._can)
+        ]
+
+    def _report(self, text: str, level: str) -> None:
+        self.set_banner(text, BANNER_LEVEL.get(level, "info"))
+        self.notify(text, severity=level)  # type: ignore[arg-type]
+
+    def _changed(self) -> None:
+        if self.loaded is None:
+            return
+        order = self.loaded.detail.order
+        self.post_message(OrderChanged(order.id, order.number))  # type: ignore[arg-type]
+        self.load()
+
+    def action_refund(self) -> None:
+        if self.loaded is None:
+            return
+        order = self.loaded.detail.order
+        self.app.push_screen(RefundDialog(order.id, order.number), self._after_refund)  # type: ignore[arg-type]
+
+    def _after_refund(self, outcome: RefundOutcome | None) -> None:
+        if outcome is None or self.loaded is None:
+            return
+        number = self.loaded.detail.order.number
+        if outcome.kind == "conflict":
+            self._report(f"{number} {CONFLICT_TEXT}; no refund was made", "warning")
+        else:
+            self._report(*outcome.text())
+        self._changed()
+
+    def _after_refund_step(self, outcome: Outcome | None) -> None:
+        if outcome is None or outcome.kind != "done":
+            return
+        self._report(*describe_refund(outcome.result))
+        self._changed()
+
+    def action_approve_refund(self) -> None:
+        waiting = self._refunds(RefundStatus.REQUESTED)
+        if self.loaded is None or not waiting:
+            return
+        desk = self.app.desk  # type: ignore[attr-defined]
+
+        def perform(refund_id: int) -> Any:
+            return send_if_approved(desk, desk.refunds.approve(refund_id))
+
+        dialog = PickRefundDialog(
+            self.loaded.detail.order.number,
+            perform,
+            refunds=waiting,
+            title="Approve refund",
+            submit="Approve & send",
+            message="Approved refunds are sent to the gateway at once.",
+        )
+        self.app.push_screen(dialog, self._after_refund_step)
+
+    def action_retry_refund(self) -> None:
+        failed = self._refunds(RefundStatus.FAILED)
+        if self.loaded is None or not failed:
+            return
+        desk = self.app.desk  # type: ignore[attr-defined]
+
+        def perform(refund_id: int) -> Any:
+            return send_if_approved(desk, desk.refunds.retry(refund_id))
+
+        dialog = PickRefundDialog(
+            self.loaded.detail.order.number,
+            perform,
+            refunds=failed,
+            title="Retry refund",
+            submit="Retry",
+            message="A new attempt is sent to the gateway.",
+        )
+        self.app.push_screen(dialog, self._after_refund_step)
+
+    # returns
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group=FETCH_GROUP)
+    def _fetch(self, fn: Callable[[], Any], then: Callable[[Any], None]) -> tuple[Any, Any]:
+        return fn(), then
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group=SEND_GROUP)
+    def _send_approved(self, desk: Any, order_id: int) -> list[Any]:
+        """After a cancel: send the refunds it made (approved ones) now."""
+        rows = desk.refunds.list_refunds(order_ref=order_id, status="approved")
+        return [send_if_approved(desk, r) for r in rows]
+
+    def _side_work_done(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state == WorkerState.ERROR:
+            error = worker.error
+            text = error.message if isinstance(error, ServiceError) else str(error)
+            self.set_banner(text, "error")
+            self.notify(text, severity="error")
+        elif event.state == WorkerState.SUCCESS:
+            if worker.group == FETCH_GROUP:
+                result, then = worker.result
+                then(result)
+            else:
+                for refund in worker.result:
+                    self._report(*describe_refund(refund))
+                self._changed()
+
+    def action_request_return(self) -> None:
+        if self.loaded is None:
+            return
+        order = self.loaded.detail.order
+        desk = self.app.desk  # type: ignore[attr-defined]
+        order_id, version, number = order.id, order.version, order.number
+
+        def perform(lines: list[tuple[str, int]], reason: str, note: str | None) -> Any:
+            from pulse_tui.services.returns import ReturnPick
+
+            picks = [ReturnPick(sku=sku, quantity=qty) for sku, qty in lines]
+            return desk.returns.request(
+                order_id, lines=picks, reason=reason, note=note, expected_version=version
+            )
+
+        def show(options: Any) -> None:
+            dialog = RequestReturnDialog(number, perform, options=options)
+            self._open(dialog, "return requested")
+
+        self._fetch(lambda: desk.returns.options(order_id), show)
+
+    def action_return_step(self) -> None:
+        choices = self._return_choices()
+        if self.loaded is None or not choices:
+            return
+        number = self.loaded.detail.order.number
+
+        def route(outcome: Outcome | None) -> None:
+            if outcome is None or outcome.kind != "route":
+                return
+            step, _, rid = outcome.route.partition(":")
+            for ret, s in choices:
+                if s == step and str(ret.id) == rid:
+                    self.open_return_step(ret, step)
+                    return
+
+        self.app.push_screen(ReturnStepDialog(number, choices=choices), route)
+
+    def open_return_step(self, ret: Any, step: str) -> None:
+        """The dialog for one step of one return (also used by tests)."""
+        if self.loaded is None:
+            return
+        order = self.loaded.detail.order
+        number, currency, version = order.number, order.currency, order.version
+        svc = self.app.desk.returns  # type: ignore[attr-defined]
+        desk = self.app.desk  # type: ignore[attr-defined]
+        rid = int(ret.id)
+        if step == "authorize":
+            dialog: Any = AuthorizeReturnDialog(
+                number,
+                lambda note: svc.authorize(rid, note=note, expected_version=version),
+                ret=ret,
+            )
+            self._open(dialog, f"return #{rid} authorized")
+        elif step == "reject":
+            dialog = RejectReturnDialog(
+                number,
+                lambda note: svc.reject(rid, note=note, expected_version=version),
+                ret=ret,
+            )
+            self._open(dialog, f"return #{rid} rejected")
+        elif step == "receive":
+
+            def receive(items: list[tuple[str, int, str]]) -> Any:
+                from pulse_tui.services.returns import ReceivedItem
+
+                got = [ReceivedItem(sku=s, quantity=q, condition=c) for s, q, c in items]
+                return svc.receive(rid, got, expected_version=version)
+
+            self._open(ReceiveReturnDialog(number, receive, ret=ret), f"return #{rid} received")
+        elif step == "refund":
+
+            def refund(**values: Any) -> Any:
+                return send_if_approved(desk, svc.refund(rid, **values))
+
+            options = self.loaded.refund_options
+            dialog = RefundReturnDialog(
+                number,
+                refund,
+                ret=ret,
+                payments=options.payments if options else (),
+                currency=currency,
+                may_approve=bool(options and options.may_approve),
+                shipping=options.shipping_refundable if options else 0,
+            )
+            self.app.push_screen(dialog, self._after_refund_step)
+        elif step == "exchange":
+
+            def exchanged(outcome: Outcome | None) -> None:
+                if outcome is None or outcome.kind != "done":
+                    return
+                res = outcome.result
+                diff = int(getattr(res, "difference", 0))
+                text = f"Return #{rid} exchanged: new order {res.order_number}"
+                if diff > 0:
+                    text += f"; the customer owes {money(diff, currency)}"
+                elif diff < 0:
+                    text += f"; {money(-diff, currency)} is refunded"
+                self._report(text, "information")
+                self._changed()
+
+            def exchange(replacement: list[tuple[str, int]]) -> Any:
+                res = svc.exchange(rid, replacement, expected_version=version)
+                if res.refund_id is not None:  # we owe the difference: send it
+                    send_if_approved(desk, desk.refunds.get(res.refund_id))
+                return res
+
+            dialog = ExchangeReturnDialog(number, exchange, ret=ret)
+            self.app.push_screen(dialog, exchanged)
+
+
+RETURN_ACTIONS = frozenset(
+    {"refund", "approve_refund", "retry_refund", "request_return", "return_step"}
+)

@@ -7,7 +7,7 @@ variables only (see themes/detail.tcss and widgets/status_badge.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +20,39 @@ from textual.widgets import Static
 
 from pulse_tui.domain.status import PaymentStatus, awaiting_payment
 from pulse_tui.services.orders import state_of
-from pulse_tui.storage.models import Payment
+from pulse_tui.storage.models import Payment, Refund
 from pulse_tui.storage.queries import OrderDetail
 from pulse_tui.widgets.formatting import absolute_time, money, relative_time
 from pulse_tui.widgets.status_badge import badge_markup
 
 MUTED = "$foreground-muted"
+
+# refund / return status -> theme variable (content markup and table cells)
+REFUND_STYLE: dict[str, str] = {
+    "requested": "warning",
+    "approved": "accent",
+    "pending": "accent",
+    "succeeded": "success",
+    "failed": "error",
+    "cancelled": "foreground-muted",
+}
+RETURN_STYLE: dict[str, str] = {
+    "requested": "warning",
+    "authorized": "accent",
+    "rejected": "foreground-muted",
+    "received": "primary",
+    "refunded": "success",
+    "exchanged": "success",
+}
+
+
+def refund_badge(status: str) -> str:
+    """'[b $error]failed[/]' — a refund's status, coloured by the theme."""
+    return f"[b ${REFUND_STYLE.get(status, 'foreground')}]{escape(status)}[/]"
+
+
+def return_badge(status: str) -> str:
+    return f"[b ${RETURN_STYLE.get(status, 'foreground')}]{escape(status)}[/]"
 
 
 def when(dt: datetime | None, now: datetime) -> str:
@@ -168,12 +195,21 @@ class CustomerPanel(Panel):
 class PaymentsPanel(Panel):
     TITLE = "Payments"
 
-    def show(self, d: OrderDetail, now: datetime, *, allowed: bool = True) -> None:
+    def show(
+        self,
+        d: OrderDetail,
+        now: datetime,
+        *,
+        allowed: bool = True,
+        returns: Sequence[Any] = (),
+    ) -> None:
         if not allowed:
             # services strip payments for this role: say so rather than look empty
-            self.body.update(f"[{MUTED}]No access to payment details for your role.[/]")
+            rows = [f"[{MUTED}]No access to payment details for your role.[/]"]
+            rows.extend(self._return_rows(returns, now))
+            self.body.update("\n".join(rows))
             return
-        rows: list[str] = []
+        rows = []
         if not d.payments and not d.refunds:
             rows.append(f"[{MUTED}]No payments yet.[/]")
         for p in d.payments:
@@ -181,11 +217,8 @@ class PaymentsPanel(Panel):
         if d.refunds:
             rows.append("[b]Refunds[/]")
             for r in d.refunds:
-                rows.append(
-                    f"  {escape(money(r.amount, r.currency))} [b]{escape(r.status)}[/] "
-                    f"[{MUTED}]{escape(r.reason)} · by {escape(r.created_by)} · "
-                    f"{escape(when(r.created_at, now))}[/]"
-                )
+                rows.extend(self._refund_rows(r, now))
+        rows.extend(self._return_rows(returns, now))
         o = d.order
         if awaiting_payment(state_of(o)):
             # the reference a customer quotes on a bank transfer is the order number
@@ -194,6 +227,44 @@ class PaymentsPanel(Panel):
                 f"[b]Bank transfer[/]: quote [b]{escape(o.number)}[/] [{MUTED}]for[/] {escape(due)}"
             )
         self.body.update("\n".join(rows))
+
+    @staticmethod
+    def _refund_rows(r: Refund, now: datetime) -> list[str]:
+        rows = [
+            f"  #{r.id} {escape(money(r.amount, r.currency))} {refund_badge(r.status)} "
+            f"[{MUTED}]{escape(r.reason.replace('_', ' '))} · by {escape(r.created_by)} · "
+            f"{escape(relative_time(r.created_at, now))}[/]"
+        ]
+        if r.status == "failed":
+            rows.append(f"    [$error]{escape(r.failure_reason or 'no reason given')}[/]")
+        elif r.status == "pending" and r.failure_reason:
+            rows.append(f"    [{MUTED}]{escape(r.failure_reason)}[/]")
+        elif r.status == "requested":
+            rows.append(f"    [{MUTED}]waits for an admin's approval[/]")
+        return rows
+
+    @staticmethod
+    def _return_rows(returns: Sequence[Any], now: datetime) -> list[str]:
+        if not returns:
+            return []
+        rows = ["[b]Returns[/]"]
+        for ret in returns:
+            items = ", ".join(f"{ln.get('quantity')} × {ln.get('sku')}" for ln in ret.lines)
+            rows.append(
+                f"  RMA #{ret.id} {return_badge(ret.status)} {escape(items)} "
+                f"[{MUTED}]{escape(str(ret.reason).replace('_', ' '))} · "
+                f"{escape(relative_time(ret.created_at, now))}[/]"
+            )
+            extra = []
+            if ret.decision_note:
+                extra.append(str(ret.decision_note))
+            if getattr(ret, "exchange_order_number", None):
+                extra.append(f"exchange order {ret.exchange_order_number}")
+            if getattr(ret, "refund_id", None):
+                extra.append(f"refund #{ret.refund_id}")
+            if extra:
+                rows.append(f"    [{MUTED}]{escape(' · '.join(extra))}[/]")
+        return rows
 
     @staticmethod
     def _payment_rows(p: Payment) -> list[str]:
