@@ -9,7 +9,7 @@ DEMO_DB ?= $(CURDIR)/demo.sqlite
 DEMO_ORDERS ?= 20000
 N ?= 1000000
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-bulk clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,12 @@ test: lint
 
 bench: $(STAMP_DEV)
 	$(PY) -m benchmarks.run --orders $(N)
+
+# Bulk actions and export (issue 6): 10,000-order bulk transition beside raw SQL,
+# and a 1,000,000-order CSV export (time and peak RSS). Uses the cached bench DBs.
+bench-bulk: $(STAMP_DEV)
+	$(PY) -m benchmarks.bulk --orders 100000
+	$(PY) -m benchmarks.bulk --orders 1000000 --export --no-transition
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, bindparam, case, delete, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -23,7 +25,7 @@ from pulse_tui.domain.geo import normalize_country
 from pulse_tui.domain.money import MoneyError, format_money, normalize_currency
 from pulse_tui.domain.numbers import order_number
 from pulse_tui.domain.payments import parse_method
-from pulse_tui.domain.permissions import Permission
+from pulse_tui.domain.permissions import Permission, Role
 from pulse_tui.domain.status import (
     CancelReason,
     FulfillmentStatus,
@@ -48,7 +50,18 @@ from pulse_tui.storage.models import (
 )
 from pulse_tui.storage.search import reindex_orders
 
-from .audit import order_snapshot, record_audit, record_event
+from .audit import (
+    ORDER_AUDIT_FIELDS,
+    AuditRow,
+    EventRow,
+    executemany,
+    order_snapshot,
+    record_audit,
+    record_audits,
+    record_event,
+    record_events,
+    table_of,
+)
 from .context import Context
 from .errors import Conflict, InvalidInput, NotFound, RuleViolation
 
@@ -83,6 +96,154 @@ def state_of(order: Order) -> OrderState:
         on_hold=order.on_hold,
         has_physical=order.has_physical,
     )
+
+
+# -- batches -------------------------------------------------------------------
+#
+# The order use cases below are written once, for a list of orders inside a
+# caller's transaction (``*_in`` methods): the public single-order methods run
+# them for one order, bulk actions (services.bulk) for a chunk of hundreds.
+# They read the few columns the rules need as tuples (no ORM object per order)
+# and write with one executemany per table: a guarded UPDATE per order
+# (``WHERE id = ? AND version = ?``, the optimistic lock), its OrderEvent and
+# its AuditEntry.
+
+_ORDERS = table_of(Order)
+_LINES = table_of(OrderLine)
+_PRODUCTS = table_of(Product)
+_SHIPMENTS = table_of(Shipment)
+_TAGS = table_of(OrderTag)
+
+TARGET_COLUMNS = (
+    "id",
+    "number",
+    "version",
+    "status",
+    "payment_status",
+    "fulfillment_status",
+    "on_hold",
+    "hold_reason",
+    "cancel_reason",
+    "paid",
+    "refunded",
+    "total",
+    "currency",
+    "has_physical",
+)
+
+
+@dataclass(slots=True)
+class OrderTarget:
+    """An order as a use case sees it: the columns its rules and audit need."""
+
+    id: int
+    number: str
+    version: int
+    status: str
+    payment_status: str
+    fulfillment_status: str
+    on_hold: bool
+    hold_reason: str | None
+    cancel_reason: str | None
+    paid: int
+    refunded: int
+    total: int
+    currency: str
+    has_physical: bool
+
+    def state(self) -> OrderState:
+        return OrderState(
+            status=OrderStatus(self.status),
+            payment_status=PaymentStatus(self.payment_status),
+            fulfillment_status=FulfillmentStatus(self.fulfillment_status),
+            on_hold=bool(self.on_hold),
+            has_physical=bool(self.has_physical),
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in ORDER_AUDIT_FIELDS}
+
+
+def load_targets(s: Session, ids: Sequence[int]) -> list[OrderTarget]:
+    """The orders with these ids that exist, in id order, row-locked where the
+    database can (FOR UPDATE; SQLite's BEGIN IMMEDIATE already holds the lock)."""
+    if not ids:
+        return []
+    stmt = (
+        select(*(_ORDERS.c[n] for n in TARGET_COLUMNS))
+        .where(_ORDERS.c.id.in_(list(ids)))
+        .order_by(_ORDERS.c.id)
+        .with_for_update()
+    )
+    return [OrderTarget(*r) for r in s.connection().execute(stmt)]
+
+
+@dataclass
+class BatchOutcome:
+    """What a use case did to a list of orders: changed (after-state), or
+    skipped with the domain's reason."""
+
+    changed: list[OrderTarget] = field(default_factory=list)
+    skipped: list[tuple[OrderTarget, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Change:
+    target: OrderTarget  # updated in place to the after-state
+    before: dict[str, Any]
+    values: dict[str, Any]  # the order columns this use case sets
+    updated_at: datetime
+    event: EventRow | None = None
+    tags: tuple[list[str], list[str]] | None = None  # (before, after) when tags changed
+
+
+def transition_target(target: str) -> OrderStatus:
+    """The status an operator may ask for by hand (``transition``), or InvalidInput /
+    RuleViolation saying which use case owns that move instead."""
+    try:
+        to = OrderStatus(target.strip().lower())
+    except ValueError:
+        allowed = ", ".join(s.value for s in OrderStatus)
+        raise InvalidInput(f"unknown status {target!r} (one of: {allowed})") from None
+    if to == OrderStatus.SHIPPED:
+        raise InvalidInput("shipping needs a carrier and tracking number: use ship")
+    if to == OrderStatus.REFUNDED:
+        raise RuleViolation("refunded is set by the refund process, not by hand")
+    if to == OrderStatus.PENDING:
+        raise RuleViolation("an order never goes back to pending")
+    return to
+
+
+def parse_cancel_reason(reason: CancelReason | str) -> CancelReason:
+    try:
+        return CancelReason(str(reason).strip().lower())
+    except ValueError:
+        allowed = ", ".join(r.value for r in CancelReason)
+        raise InvalidInput(f"unknown cancel reason {reason!r} (one of: {allowed})") from None
+
+
+def normalize_tags(tags: Sequence[str]) -> list[str]:
+    """Tags as stored (the query language's normalisation), sorted, unique."""
+    try:
+        return sorted({normalize_tag(t) for t in tags})
+    except FilterError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def clean_carrier(text: str) -> str:
+    return _clean(text, "carrier", 40)
+
+
+def clean_tracking(text: str) -> str:
+    return _clean(text, "tracking number", 64).replace(" ", "")
+
+
+def clean_hold_reason(text: str) -> str:
+    return _clean(text, "hold reason", 200)
+
+
+def clean_note(text: str) -> str:
+    return _clean(text, "note")
 
 
 class OrderService:
@@ -135,10 +296,157 @@ class OrderService:
             record_audit(session, self.ctx, action, "order", order.number, before, after)
 
     def _transition_rule(self, order: Order, target: OrderStatus, *, system: bool = False) -> None:
-        try:
-            sm.check_transition(state_of(order), target, self.ctx.actor.role, system=system)
-        except TransitionError as exc:
-            raise RuleViolation(f"{order.number}: {exc}") from None
+        problem = self.transition_problem(state_of(order), target, system=system)
+        if problem:
+            raise RuleViolation(f"{order.number}: {problem}")
+
+    def transition_problem(
+        self, state: OrderState, target: OrderStatus, *, system: bool = False
+    ) -> str | None:
+        """Why this actor cannot move an order in ``state`` to ``target`` (None: it can)."""
+        return _transition_problem(state, target, self.ctx.actor.role, system)
+
+    # -- the batch mechanism (one transaction, many orders) -------------------
+
+    def _one(
+        self,
+        ref: str | int,
+        expected_version: int | None,
+        body: Callable[[Session, list[OrderTarget]], BatchOutcome],
+    ) -> Order:
+        """Run a batch use case for one order in its own transaction: NotFound,
+        Conflict on a stale ``expected_version``, RuleViolation with the reason."""
+        with write_session(self.ctx.engine) as s:
+            by = _ORDERS.c.id == ref if isinstance(ref, int) else _ORDERS.c.number == ref
+            oid = s.connection().execute(select(_ORDERS.c.id).where(by)).scalar_one_or_none()
+            targets = load_targets(s, [oid]) if oid is not None else []
+            if not targets:
+                raise NotFound(f"no order {ref}")
+            t = targets[0]
+            if expected_version is not None and expected_version != t.version:
+                raise Conflict(
+                    f"{t.number} was changed by someone else "
+                    f"(you saw version {expected_version}, it is now {t.version}); "
+                    "reload and retry"
+                )
+            out = body(s, targets)
+            if out.skipped:
+                raise RuleViolation(f"{t.number}: {out.skipped[0][1]}")
+            order = s.get(Order, t.id, populate_existing=True)
+            assert order is not None
+            return order
+
+    def _change(self, t: OrderTarget, values: dict[str, Any]) -> _Change:
+        """Start changing ``t``: its before-image, the new values, the version bump."""
+        before = t.snapshot()
+        ch = _Change(t, before, values, self.ctx.now())
+        for k, v in values.items():
+            setattr(t, k, v)
+        t.version += 1
+        return ch
+
+    def _event(
+        self, t: OrderTarget, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> EventRow:
+        return EventRow(t.id, self.ctx.now(), kind, self.ctx.actor.label, message, data or {})
+
+    def _commit(
+        self,
+        s: Session,
+        action: str,
+        changes: list[_Change],
+        *,
+        run_id: str | None,
+        before_audit: Callable[[], None] | None = None,
+    ) -> None:
+        """Write ``changes``: guarded UPDATEs, events, (``before_audit``), audit entries."""
+        if not changes:
+            return
+        params = [
+            {
+                "b_id": c.target.id,
+                "b_version": c.before["version"],
+                "version": c.target.version,
+                "updated_at": c.updated_at,
+                **c.values,
+            }
+            for c in changes
+        ]
+        stmt = _ORDERS.update().where(
+            _ORDERS.c.id == bindparam("b_id"), _ORDERS.c.version == bindparam("b_version")
+        )
+        res = executemany(s.connection(), stmt, params)
+        if res.rowcount != len(params):
+            raise Conflict(
+                f"{len(params) - res.rowcount} of these orders were changed by someone else "
+                "meanwhile; reload and retry"
+            )
+        events = [c.event for c in changes if c.event is not None]
+        if run_id is not None:
+            for ev in events:
+                ev.data["bulk_run"] = run_id
+        record_events(s, events)
+        if before_audit is not None:
+            before_audit()
+        audits = []
+        for c in changes:
+            before, after = c.before, c.target.snapshot()
+            if c.tags is not None:
+                before, after = {**before, "tags": c.tags[0]}, {**after, "tags": c.tags[1]}
+            if run_id is not None:
+                after["bulk_run"] = run_id
+            audits.append(
+                AuditRow(
+                    self.ctx.now(),
+                    self.ctx.actor.label,
+                    action,
+                    "order",
+                    c.target.number,
+                    before,
+                    after,
+                )
+            )
+        record_audits(s, audits)
+
+    def _line_rows(self, s: Session, ids: Sequence[int]) -> dict[int, list[Any]]:
+        """Each order's lines (id order) as rows of id, product_id, sku, kind,
+        quantity, qty_fulfilled."""
+        out: dict[int, list[Any]] = {i: [] for i in ids}
+        if not ids:
+            return out
+        c = _LINES.c
+        stmt = (
+            select(c.order_id, c.id, c.product_id, c.sku, c.kind, c.quantity, c.qty_fulfilled)
+            .where(c.order_id.in_(list(ids)))
+            .order_by(c.id)
+        )
+        for r in s.connection().execute(stmt):
+            out[r[0]].append(r[1:])
+        return out
+
+    def _take_stock(self, s: Session, reserved: dict[int, int], on_hand: dict[int, int]) -> None:
+        """Release reserved units / remove units on hand per product (never below 0)."""
+        p = _PRODUCTS.c
+        if not reserved and not on_hand:
+            return
+        q_res: Any = bindparam("q_res")
+        q_hand: Any = bindparam("q_hand")
+        stmt = (
+            _PRODUCTS.update()
+            .where(p.id == bindparam("b_pid"))
+            .values(
+                stock_reserved=case((p.stock_reserved < q_res, 0), else_=p.stock_reserved - q_res),
+                stock_on_hand=case((p.stock_on_hand < q_hand, 0), else_=p.stock_on_hand - q_hand),
+            )
+        )
+        pids = sorted(set(reserved) | set(on_hand))
+        s.connection().execute(
+            stmt,
+            [
+                {"b_pid": pid, "q_res": reserved.get(pid, 0), "q_hand": on_hand.get(pid, 0)}
+                for pid in pids
+            ],
+        )
 
     # -- reads ---------------------------------------------------------------
 
@@ -411,75 +719,152 @@ class OrderService:
     def start_processing(self, ref: str | int, *, expected_version: int | None = None) -> Order:
         """Agents and admins: pending → processing once payment is authorised or paid."""
         self.ctx.actor.require(Permission.HOLD, "start processing")
-        with self._locked(ref, expected_version, "order.start_processing") as (s, order, _):
-            self._transition_rule(order, OrderStatus.PROCESSING)
-            order.status = OrderStatus.PROCESSING.value
-            record_event(s, self.ctx, order, "status", "pending → processing")
-            return order
+        return self._one(ref, expected_version, self.start_processing_in)
+
+    def start_processing_in(
+        self, s: Session, targets: Sequence[OrderTarget], *, run_id: str | None = None
+    ) -> BatchOutcome:
+        """start_processing for each of ``targets`` inside the caller's transaction."""
+        out, changes = BatchOutcome(), []
+        for t in targets:
+            problem = self.transition_problem(t.state(), OrderStatus.PROCESSING)
+            if problem:
+                out.skipped.append((t, problem))
+                continue
+            ch = self._change(t, {"status": OrderStatus.PROCESSING.value})
+            ch.event = self._event(t, "status", "pending → processing")
+            changes.append(ch)
+        self._commit(s, "order.start_processing", changes, run_id=run_id)
+        out.changed = [c.target for c in changes]
+        return out
 
     def ship(
         self, ref: str | int, *, carrier: str, tracking: str, expected_version: int | None = None
     ) -> Order:
         """Warehouse, agents, admins: ships every unfulfilled line (processing → shipped)."""
         self.ctx.actor.require(Permission.FULFIL, "ship orders")
-        carrier_c = _clean(carrier, "carrier", 40)
-        tracking_c = _clean(tracking, "tracking number", 64).replace(" ", "")
-        with self._locked(ref, expected_version, "order.ship") as (s, order, _):
-            self._transition_rule(order, OrderStatus.SHIPPED)
-            lines = _lines(s, order)
+        carrier_c = clean_carrier(carrier)
+        tracking_c = clean_tracking(tracking)
+        return self._one(
+            ref,
+            expected_version,
+            lambda s, ts: self.ship_in(s, ts, carrier=carrier_c, tracking={ts[0].id: tracking_c}),
+        )
+
+    def ship_in(
+        self,
+        s: Session,
+        targets: Sequence[OrderTarget],
+        *,
+        carrier: str,
+        tracking: dict[int, str],
+        run_id: str | None = None,
+    ) -> BatchOutcome:
+        """ship for each of ``targets`` (order id → cleaned tracking number in
+        ``tracking``, carrier cleaned) inside the caller's transaction."""
+        out, changes = BatchOutcome(), []
+        eligible = []
+        for t in targets:
+            problem = self.transition_problem(t.state(), OrderStatus.SHIPPED)
+            if problem:
+                out.skipped.append((t, problem))
+            else:
+                eligible.append(t)
+        lines = self._line_rows(s, [t.id for t in eligible])
+        line_updates: list[dict[str, Any]] = []
+        shipments: list[dict[str, Any]] = []
+        reserved: dict[int, int] = {}
+        for t in eligible:
             shipped = []
-            for ln in lines:
-                qty = ln.quantity - ln.qty_fulfilled
+            for line_id, product_id, sku, kind, quantity, qty_fulfilled in lines[t.id]:
+                qty = quantity - qty_fulfilled
                 if qty <= 0:
                     continue
-                ln.qty_fulfilled = ln.quantity
-                shipped.append({"sku": ln.sku, "quantity": qty})
-                if ln.kind == "physical":
-                    p = s.get(Product, ln.product_id)
-                    assert p is not None
-                    p.stock_reserved = max(0, p.stock_reserved - qty)
-                    p.stock_on_hand = max(0, p.stock_on_hand - qty)
-            s.add(
-                Shipment(
-                    order_id=_id(order),
-                    carrier=carrier_c,
-                    tracking_number=tracking_c,
-                    shipped_at=self.ctx.now(),
-                    lines=shipped,
-                )
+                line_updates.append({"b_id": line_id, "qty_fulfilled": quantity})
+                shipped.append({"sku": sku, "quantity": qty})
+                if kind == "physical":
+                    reserved[product_id] = reserved.get(product_id, 0) + qty
+            ch = self._change(
+                t,
+                {
+                    "status": OrderStatus.SHIPPED.value,
+                    "fulfillment_status": FulfillmentStatus.FULFILLED.value,
+                },
             )
-            order.status = OrderStatus.SHIPPED.value
-            order.fulfillment_status = FulfillmentStatus.FULFILLED.value
-            record_event(
-                s,
-                self.ctx,
-                order,
+            number = tracking[t.id]
+            shipments.append(
+                {
+                    "order_id": t.id,
+                    "carrier": carrier,
+                    "tracking_number": number,
+                    "status": "shipped",
+                    "shipped_at": self.ctx.now(),
+                    "delivered_at": None,
+                    "lines": shipped,
+                }
+            )
+            ch.event = self._event(
+                t,
                 "shipped",
-                f"Shipped with {carrier_c}, tracking {tracking_c}",
-                {"carrier": carrier_c, "tracking": tracking_c, "lines": shipped},
+                f"Shipped with {carrier}, tracking {number}",
+                {"carrier": carrier, "tracking": number, "lines": shipped},
             )
-            s.flush()
-            reindex_orders(s, [_id(order)])
-            return order
+            changes.append(ch)
+        conn = s.connection()
+        if line_updates:
+            conn.execute(_LINES.update().where(_LINES.c.id == bindparam("b_id")), line_updates)
+        self._take_stock(s, reserved, reserved)
+        if shipments:
+            conn.execute(_SHIPMENTS.insert(), shipments)
+        self._commit(s, "order.ship", changes, run_id=run_id)
+        reindex_orders(s, [c.target.id for c in changes])
+        out.changed = [c.target for c in changes]
+        return out
 
     def deliver(self, ref: str | int, *, expected_version: int | None = None) -> Order:
         """Warehouse, agents, admins: shipped → delivered, or a digital-only
         order processing → delivered."""
         self.ctx.actor.require(Permission.FULFIL, "mark orders delivered")
-        with self._locked(ref, expected_version, "order.deliver") as (s, order, _):
-            self._transition_rule(order, OrderStatus.DELIVERED)
-            now = self.ctx.now()
-            for sh in s.execute(
-                select(Shipment).where(col(Shipment.order_id) == order.id)
-            ).scalars():
-                if sh.status != "delivered":
-                    sh.status, sh.delivered_at = "delivered", now
-            for ln in _lines(s, order):
-                ln.qty_fulfilled = ln.quantity
-            order.status = OrderStatus.DELIVERED.value
-            order.fulfillment_status = FulfillmentStatus.FULFILLED.value
-            record_event(s, self.ctx, order, "delivered", "Delivered")
-            return order
+        return self._one(ref, expected_version, self.deliver_in)
+
+    def deliver_in(
+        self, s: Session, targets: Sequence[OrderTarget], *, run_id: str | None = None
+    ) -> BatchOutcome:
+        """deliver for each of ``targets`` inside the caller's transaction."""
+        out, changes = BatchOutcome(), []
+        delivered: list[dict[str, Any]] = []
+        for t in targets:
+            problem = self.transition_problem(t.state(), OrderStatus.DELIVERED)
+            if problem:
+                out.skipped.append((t, problem))
+                continue
+            ch = self._change(
+                t,
+                {
+                    "status": OrderStatus.DELIVERED.value,
+                    "fulfillment_status": FulfillmentStatus.FULFILLED.value,
+                },
+            )
+            delivered.append({"b_oid": t.id, "b_at": self.ctx.now()})
+            ch.event = self._event(t, "delivered", "Delivered")
+            changes.append(ch)
+        if changes:
+            conn = s.connection()
+            sh = _SHIPMENTS.c
+            conn.execute(
+                _SHIPMENTS.update()
+                .where(sh.order_id == bindparam("b_oid"), sh.status != "delivered")
+                .values(status="delivered", delivered_at=bindparam("b_at")),
+                delivered,
+            )
+            conn.execute(
+                _LINES.update()
+                .where(_LINES.c.order_id.in_([c.target.id for c in changes]))
+                .values(qty_fulfilled=_LINES.c.quantity)
+            )
+        self._commit(s, "order.deliver", changes, run_id=run_id)
+        out.changed = [c.target for c in changes]
+        return out
 
     def cancel(
         self,
@@ -492,30 +877,74 @@ class OrderService:
         """Agents and admins: pending/processing → cancelled; releases reserved
         stock; a paid order gets a refund request for what was paid."""
         self.ctx.actor.require(Permission.CANCEL, "cancel orders")
-        try:
-            code = CancelReason(str(reason).strip().lower())
-        except ValueError:
-            allowed = ", ".join(r.value for r in CancelReason)
-            raise InvalidInput(f"unknown cancel reason {reason!r} (one of: {allowed})") from None
-        note_c = _clean(note, "note") if note else None
-        with self._locked(ref, expected_version, "order.cancel") as (s, order, _):
-            self._transition_rule(order, OrderStatus.CANCELLED)
-            for ln in _lines(s, order):
-                open_qty = ln.quantity - ln.qty_fulfilled
-                if ln.kind == "physical" and open_qty > 0:
-                    p = s.get(Product, ln.product_id)
-                    assert p is not None
-                    p.stock_reserved = max(0, p.stock_reserved - open_qty)
-            order.status = OrderStatus.CANCELLED.value
-            order.cancel_reason = code.value
-            order.on_hold, order.hold_reason = False, None
-            msg = f"Cancelled: {code.value.replace('_', ' ')}" + (f" — {note_c}" if note_c else "")
-            record_event(s, self.ctx, order, "cancelled", msg, {"reason": code.value})
+        code = parse_cancel_reason(reason)
+        note_c = clean_note(note) if note else None
+        return self._one(
+            ref, expected_version, lambda s, ts: self.cancel_in(s, ts, reason=code, note=note_c)
+        )
+
+    def cancel_in(
+        self,
+        s: Session,
+        targets: Sequence[OrderTarget],
+        *,
+        reason: CancelReason,
+        note: str | None = None,
+        run_id: str | None = None,
+    ) -> BatchOutcome:
+        """cancel for each of ``targets`` inside the caller's transaction (reason
+        parsed, note cleaned): releases reserved stock; a paid order gets its
+        refund request through services.refunds.refund_on_cancel."""
+        out, changes = BatchOutcome(), []
+        for t in targets:
+            problem = self.transition_problem(t.state(), OrderStatus.CANCELLED)
+            if problem:
+                out.skipped.append((t, problem))
+                continue
+            ch = self._change(
+                t,
+                {
+                    "status": OrderStatus.CANCELLED.value,
+                    "cancel_reason": reason.value,
+                    "on_hold": False,
+                    "hold_reason": None,
+                },
+            )
+            msg = f"Cancelled: {reason.value.replace('_', ' ')}" + (f" — {note}" if note else "")
+            ch.event = self._event(t, "cancelled", msg, {"reason": reason.value})
+            changes.append(ch)
+        ids = [c.target.id for c in changes]
+        reserved: dict[int, int] = {}
+        for rows in self._line_rows(s, ids).values():
+            for _line_id, product_id, _sku, kind, quantity, qty_fulfilled in rows:
+                if kind == "physical" and quantity - qty_fulfilled > 0:
+                    reserved[product_id] = reserved.get(product_id, 0) + quantity - qty_fulfilled
+        self._take_stock(s, reserved, {})
+
+        def refunds() -> None:
             # A paid order's money goes back through the one refund path.
             from .refunds import refund_on_cancel
 
-            refund_on_cancel(s, self.ctx, order)
-            return order
+            orders = {
+                o.id: o
+                for o in s.execute(
+                    select(Order)
+                    .where(col(Order.id).in_(ids))
+                    .execution_options(populate_existing=True)
+                ).scalars()
+            }
+            for c in changes:
+                order = orders[c.target.id]
+                refund_on_cancel(s, self.ctx, order)
+            s.flush()
+            for c in changes:  # the refund path may have changed the order itself
+                order = orders[c.target.id]
+                for f in TARGET_COLUMNS:
+                    setattr(c.target, f, getattr(order, f))
+
+        self._commit(s, "order.cancel", changes, run_id=run_id, before_audit=refunds)
+        out.changed = [c.target for c in changes]
+        return out
 
     def transition(
         self,
@@ -526,11 +955,7 @@ class OrderService:
         expected_version: int | None = None,
     ) -> Order:
         """Move an order to ``target`` through the use case that owns that move."""
-        try:
-            to = OrderStatus(target.strip().lower())
-        except ValueError:
-            allowed = ", ".join(s.value for s in OrderStatus)
-            raise InvalidInput(f"unknown status {target!r} (one of: {allowed})") from None
+        to = transition_target(target)
         actions: dict[OrderStatus, Callable[[], Order]] = {
             OrderStatus.PROCESSING: lambda: self.start_processing(
                 ref, expected_version=expected_version
@@ -540,12 +965,6 @@ class OrderService:
                 ref, reason=reason or CancelReason.OTHER, expected_version=expected_version
             ),
         }
-        if to == OrderStatus.SHIPPED:
-            raise InvalidInput("shipping needs a carrier and tracking number: use ship")
-        if to == OrderStatus.REFUNDED:
-            raise RuleViolation("refunded is set by the refund process, not by hand")
-        if to == OrderStatus.PENDING:
-            raise RuleViolation("an order never goes back to pending")
         return actions[to]()
 
     # -- holds, notes, tags --------------------------------------------------
@@ -553,10 +972,30 @@ class OrderService:
     def hold(self, ref: str | int, *, reason: str, expected_version: int | None = None) -> Order:
         """Agents and admins: put an order on hold (blocks fulfilment)."""
         self.ctx.actor.require(Permission.HOLD, "put orders on hold")
-        reason_c = _clean(reason, "hold reason", 200)
-        with self._locked(ref, expected_version, "order.hold") as (s, order, _):
-            self._put_on_hold(s, order, reason_c)
-            return order
+        reason_c = clean_hold_reason(reason)
+        return self._one(ref, expected_version, lambda s, ts: self.hold_in(s, ts, reason=reason_c))
+
+    def hold_in(
+        self,
+        s: Session,
+        targets: Sequence[OrderTarget],
+        *,
+        reason: str,
+        run_id: str | None = None,
+    ) -> BatchOutcome:
+        """hold for each of ``targets`` (reason cleaned) inside the caller's transaction."""
+        out, changes = BatchOutcome(), []
+        for t in targets:
+            problem = sm.hold_problem(t.state(), hold=True)
+            if problem:
+                out.skipped.append((t, problem))
+                continue
+            ch = self._change(t, {"on_hold": True, "hold_reason": reason})
+            ch.event = self._event(t, *_held_event(reason))
+            changes.append(ch)
+        self._commit(s, "order.hold", changes, run_id=run_id)
+        out.changed = [c.target for c in changes]
+        return out
 
     def _put_on_hold(self, s: Session, order: Order, reason: str) -> None:
         """Hold ``order`` (inside a ``_locked`` transaction); shared with the payment sync."""
@@ -564,40 +1003,69 @@ class OrderService:
         if problem:
             raise RuleViolation(f"{order.number}: {problem}")
         order.on_hold, order.hold_reason = True, reason
-        record_event(s, self.ctx, order, "held", f"On hold: {reason}", {"reason": reason})
+        record_event(s, self.ctx, order, *_held_event(reason))
 
     def release(
         self, ref: str | int, *, note: str | None = None, expected_version: int | None = None
     ) -> Order:
         """Agents and admins: take an order off hold."""
         self.ctx.actor.require(Permission.HOLD, "release holds")
-        note_c = _clean(note, "note") if note else None
-        with self._locked(ref, expected_version, "order.release") as (s, order, _):
-            problem = sm.hold_problem(state_of(order), hold=False)
+        note_c = clean_note(note) if note else None
+        return self._one(ref, expected_version, lambda s, ts: self.release_in(s, ts, note=note_c))
+
+    def release_in(
+        self,
+        s: Session,
+        targets: Sequence[OrderTarget],
+        *,
+        note: str | None = None,
+        run_id: str | None = None,
+    ) -> BatchOutcome:
+        """release for each of ``targets`` (note cleaned) inside the caller's transaction."""
+        out, changes = BatchOutcome(), []
+        for t in targets:
+            problem = sm.hold_problem(t.state(), hold=False)
             if problem:
-                raise RuleViolation(f"{order.number}: {problem}")
-            was = order.hold_reason
-            order.on_hold, order.hold_reason = False, None
-            record_event(
-                s,
-                self.ctx,
-                order,
+                out.skipped.append((t, problem))
+                continue
+            was = t.hold_reason
+            ch = self._change(t, {"on_hold": False, "hold_reason": None})
+            ch.event = self._event(
+                t,
                 "released",
-                "Released from hold" + (f": {note_c}" if note_c else ""),
+                "Released from hold" + (f": {note}" if note else ""),
                 {"was": was},
             )
-            return order
+            changes.append(ch)
+        self._commit(s, "order.release", changes, run_id=run_id)
+        out.changed = [c.target for c in changes]
+        return out
 
     def add_note(self, ref: str | int, text: str, *, expected_version: int | None = None) -> Order:
         """Warehouse, agents, admins: a note on the timeline."""
         self.ctx.actor.require(Permission.NOTE, "add notes")
-        note_c = _clean(text, "note")
-        with self._locked(ref, expected_version, "order.note") as (s, order, _):
-            self._note(s, order, note_c)
-            return order
+        note_c = clean_note(text)
+        return self._one(ref, expected_version, lambda s, ts: self.note_in(s, ts, text=note_c))
+
+    def note_in(
+        self,
+        s: Session,
+        targets: Sequence[OrderTarget],
+        *,
+        text: str,
+        run_id: str | None = None,
+    ) -> BatchOutcome:
+        """add_note for each of ``targets`` (text cleaned) inside the caller's transaction."""
+        changes = []
+        for t in targets:
+            ch = self._change(t, {})
+            ch.event = self._event(t, "note", text)
+            changes.append(ch)
+        self._commit(s, "order.note", changes, run_id=run_id)
+        return BatchOutcome(changed=[c.target for c in changes])
 
     def _note(self, s: Session, order: Order, text: str) -> None:
-        record_event(s, self.ctx, order, "note", _clean(text, "note"))
+        record_event(s, self.ctx, order, "note", clean_note(text))
 
     def tag(
         self,
@@ -609,40 +1077,79 @@ class OrderService:
     ) -> Order:
         """Agents and admins: add or remove tags."""
         self.ctx.actor.require(Permission.EDIT, "tag orders")
-        try:
-            add_n = sorted({normalize_tag(t) for t in add})
-            rem_n = sorted({normalize_tag(t) for t in remove})
-        except FilterError as exc:
-            raise InvalidInput(str(exc)) from None
+        add_n, rem_n = normalize_tags(add), normalize_tags(remove)
         if not add_n and not rem_n:
             raise InvalidInput("name at least one tag to add or remove")
-        with self._locked(ref, expected_version, "order.tag") as (s, order, before):
-            have = set(
-                s.execute(
-                    select(col(OrderTag.tag)).where(col(OrderTag.order_id) == order.id)
-                ).scalars()
+        return self._one(
+            ref, expected_version, lambda s, ts: self.tag_in(s, ts, add=add_n, remove=rem_n)
+        )
+
+    def tag_in(
+        self,
+        s: Session,
+        targets: Sequence[OrderTarget],
+        *,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        run_id: str | None = None,
+    ) -> BatchOutcome:
+        """tag for each of ``targets`` (tags normalised) inside the caller's transaction."""
+        out, changes = BatchOutcome(), []
+        have: dict[int, set[str]] = {t.id: set() for t in targets}
+        if targets:
+            rows = s.connection().execute(
+                select(_TAGS.c.order_id, _TAGS.c.tag).where(_TAGS.c.order_id.in_(list(have)))
             )
-            added = [t for t in add_n if t not in have]
-            removed = [t for t in rem_n if t in have]
+            for oid, tag_ in rows:
+                have[oid].add(tag_)
+        inserts: list[dict[str, Any]] = []
+        deletes: list[dict[str, Any]] = []
+        for t in targets:
+            added = [x for x in add if x not in have[t.id]]
+            removed = [x for x in remove if x in have[t.id]]
             if not added and not removed:
-                raise RuleViolation(f"{order.number}: tags already as asked")
-            for t in added:
-                s.add(OrderTag(order_id=_id(order), tag=t))
-            for t in removed:
-                tag_row = s.get(OrderTag, (order.id, t))
-                if tag_row is not None:
-                    s.delete(tag_row)
-            before["tags"] = sorted(have)
-            parts = [f"+{t}" for t in added] + [f"-{t}" for t in removed]
-            record_event(
-                s,
-                self.ctx,
-                order,
-                "tagged",
-                "Tags " + " ".join(parts),
-                {"added": added, "removed": removed},
+                why = [f"already tagged {x}" for x in add] + [f"not tagged {x}" for x in remove]
+                out.skipped.append((t, "tags already as asked: " + ", ".join(why)))
+                continue
+            ch = self._change(t, {})
+            after = (have[t.id] | set(added)) - set(removed)
+            ch.tags = (sorted(have[t.id]), sorted(after))
+            inserts += [{"order_id": t.id, "tag": x} for x in added]
+            deletes += [{"b_oid": t.id, "b_tag": x} for x in removed]
+            parts = [f"+{x}" for x in added] + [f"-{x}" for x in removed]
+            ch.event = self._event(
+                t, "tagged", "Tags " + " ".join(parts), {"added": added, "removed": removed}
             )
-            return order
+            changes.append(ch)
+        conn = s.connection()
+        if inserts:
+            conn.execute(_TAGS.insert(), inserts)
+        if deletes:
+            conn.execute(
+                delete(_TAGS).where(
+                    _TAGS.c.order_id == bindparam("b_oid"), _TAGS.c.tag == bindparam("b_tag")
+                ),
+                deletes,
+            )
+        self._commit(s, "order.tag", changes, run_id=run_id)
+        out.changed = [c.target for c in changes]
+        return out
+
+
+@lru_cache(maxsize=1024)
+def _transition_problem(
+    state: OrderState, target: OrderStatus, role: Role, system: bool
+) -> str | None:
+    # A pure function of a few enums: a bulk chunk asks it once per distinct state.
+    try:
+        sm.check_transition(state, target, role, system=system)
+    except TransitionError as exc:
+        return str(exc)
+    return None
+
+
+def _held_event(reason: str) -> tuple[str, str, dict[str, Any]]:
+    return "held", f"On hold: {reason}", {"reason": reason}
 
 
 def _id(order: Order) -> int:
@@ -666,4 +1173,13 @@ def _clean(text: str | None, what: str, max_len: int = 2000) -> str:
         raise InvalidInput(str(exc)) from None
 
 
-__all__ = ["AddressInput", "LineRequest", "OrderService", "state_of", "Address"]
+__all__ = [
+    "AddressInput",
+    "BatchOutcome",
+    "LineRequest",
+    "OrderService",
+    "OrderTarget",
+    "load_targets",
+    "state_of",
+    "Address",
+]

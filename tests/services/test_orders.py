@@ -595,6 +595,7 @@ def test_failure_mid_action_leaves_nothing_behind(
         set_order(engine, number, payment_status="authorized")
     before = db_state(engine)
     monkeypatch.setattr(orders_mod, patched, _boom)
+    monkeypatch.setattr(orders_mod, patched + "s", _boom)  # the batch writers
     with pytest.raises(RuntimeError, match="disk on fire"):
         act(admin_desk, number)
     assert db_state(engine) == before
