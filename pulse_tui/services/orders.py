@@ -410,13 +410,22 @@ class OrderService:
 
     def _line_rows(self, s: Session, ids: Sequence[int]) -> dict[int, list[Any]]:
         """Each order's lines (id order) as rows of id, product_id, sku, kind,
-        quantity, qty_fulfilled."""
+        quantity, qty_fulfilled, qty_refunded."""
         out: dict[int, list[Any]] = {i: [] for i in ids}
         if not ids:
             return out
         c = _LINES.c
         stmt = (
-            select(c.order_id, c.id, c.product_id, c.sku, c.kind, c.quantity, c.qty_fulfilled)
+            select(
+                c.order_id,
+                c.id,
+                c.product_id,
+                c.sku,
+                c.kind,
+                c.quantity,
+                c.qty_fulfilled,
+                c.qty_refunded,
+            )
             .where(c.order_id.in_(list(ids)))
             .order_by(c.id)
         )
@@ -776,11 +785,13 @@ class OrderService:
         reserved: dict[int, int] = {}
         for t in eligible:
             shipped = []
-            for line_id, product_id, sku, kind, quantity, qty_fulfilled in lines[t.id]:
-                qty = quantity - qty_fulfilled
+            for line_id, product_id, sku, kind, quantity, fulfilled, refunded in lines[t.id]:
+                # Units refunded before shipping never ship (orders ship whole
+                # from processing, so every refunded unit here is unshipped).
+                qty = quantity - fulfilled - refunded
                 if qty <= 0:
                     continue
-                line_updates.append({"b_id": line_id, "qty_fulfilled": quantity})
+                line_updates.append({"b_id": line_id, "qty_fulfilled": fulfilled + qty})
                 shipped.append({"sku": sku, "quantity": qty})
                 if kind == "physical":
                     reserved[product_id] = reserved.get(product_id, 0) + qty
@@ -916,7 +927,7 @@ class OrderService:
         ids = [c.target.id for c in changes]
         reserved: dict[int, int] = {}
         for rows in self._line_rows(s, ids).values():
-            for _line_id, product_id, _sku, kind, quantity, qty_fulfilled in rows:
+            for _line_id, product_id, _sku, kind, quantity, qty_fulfilled, _refunded in rows:
                 if kind == "physical" and quantity - qty_fulfilled > 0:
                     reserved[product_id] = reserved.get(product_id, 0) + quantity - qty_fulfilled
         self._take_stock(s, reserved, {})

@@ -244,10 +244,8 @@ class _Retrying:
         self._retry = retry
         self.name = adapter.name
 
-    async def find_refund_by_metadata(self, payment_ref: str, refund_id: str) -> Any:
-        return await self._retry(
-            functools.partial(self._adapter.find_refund_by_metadata, payment_ref, refund_id)
-        )
+    async def list_refunds(self, payment_ref: str) -> Any:
+        return await self._retry(functools.partial(self._adapter.list_refunds, payment_ref))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._adapter, name)

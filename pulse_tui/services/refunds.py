@@ -502,23 +502,41 @@ class RefundService:
                 if same is not None:
                     return self._same_request(s, same, order_ref)
         svc = self._orders()
-        with svc._locked(order_ref, expected_version, "refund.create") as (s, order, _):
-            same = self._by_key(s, key)
-            if same is not None:  # a double submit that raced us
-                return self._same_request(s, same, order.id)
-            quote, payment = self._quote(s, order, request)
-            refund = self._add(
-                s,
-                order,
-                payment,
-                quote,
-                reason=reason,
-                key=key,
-                note=note,
-                approve=approve,
-                return_id=return_id,
-            )
-            return refund
+        try:
+            with svc._locked(order_ref, expected_version, "refund.create") as (s, order, _):
+                same = self._by_key(s, key)
+                if same is not None:  # a double submit that raced us: write nothing
+                    self._same_request(s, same, order.id)
+                    s.expunge(same)  # keep it readable after the rollback
+                    raise _Unchanged(same)
+                return self._create_in(s, order, request, reason, key, note, approve, return_id)
+        except _Unchanged as done:
+            return cast(Refund, done.args[0])
+
+    def _create_in(
+        self,
+        s: Session,
+        order: Order,
+        request: RefundRequest,
+        reason: RefundReason,
+        key: str,
+        note: str | None,
+        approve: bool,
+        return_id: int | None,
+    ) -> Refund:
+        quote, payment = self._quote(s, order, request)
+        refund = self._add(
+            s,
+            order,
+            payment,
+            quote,
+            reason=reason,
+            key=key,
+            note=note,
+            approve=approve,
+            return_id=return_id,
+        )
+        return refund
 
     def _orders_clean(self, text: str | None, what: str) -> str:
         from .orders import _clean
@@ -648,18 +666,64 @@ class RefundService:
 
     def retry(self, refund_id: int) -> Refund:
         """Agents and admins: a failed refund goes back to approved as a new
-        attempt (with its own idempotency key) and may be sent again."""
+        attempt (with its own idempotency key) and may be sent again — only if
+        it still fits: while it was failed it held no money, so another refund
+        may have taken it."""
         self.ctx.actor.require(Permission.REFUND, "retry refunds")
+        with read_session(self.ctx.engine) as s:
+            found = s.get(Refund, refund_id)
+            if found is None:
+                raise NotFound(f"no refund #{refund_id}")
+            order_id = found.order_id
+        with self._orders()._locked(order_id, None, "refund.retry") as (s, order, _):
+            refund = s.get(Refund, refund_id)
+            assert refund is not None
+            if refund.status != RefundStatus.FAILED:
+                raise RuleViolation(f"refund #{refund_id} is {refund.status}; this needs it failed")
+            self._still_fits(s, order, refund)
+            before = _snap(refund)
+            refund.attempt += 1
+            refund.failure_reason = None
+            refund.sent_at = None
+            refund.gateway_ref = None  # the failed attempt's; this attempt has none yet
+            refund.status = RefundStatus.APPROVED.value
+            refund.updated_at = self.ctx.now()
+            record_event(
+                s,
+                self.ctx,
+                order,
+                "refund_approved",
+                f"Refund #{refund.id} retried (attempt {refund.attempt})",
+                {"refund": refund.id},
+            )
+            record_audit(s, self.ctx, "refund.retry", "refund", refund_id, before, _snap(refund))
+            s.flush()
+            s.expunge(refund)
+            return refund
 
-        def bump(r: Refund) -> str:
-            r.attempt += 1
-            r.failure_reason = None
-            r.sent_at = None
-            return f"Refund #{r.id} retried (attempt {r.attempt})"
-
-        return self._step(
-            refund_id, "refund.retry", (RefundStatus.FAILED,), RefundStatus.APPROVED, bump
-        )
+    @staticmethod
+    def _still_fits(s: Session, order: Order, refund: Refund) -> None:
+        oid = int(order.id or 0)
+        active = _active_refunds(s, oid)
+        payment = s.get(Payment, refund.payment_id) if refund.payment_id else None
+        room = _order_refundable(order, active)
+        if payment is not None:
+            room = min(room, _payment_refundable(payment, active))
+        problem = None
+        if refund.amount > room:
+            problem = f"{format_money(room, order.currency)} is still refundable"
+        states = {st.line_id: st for st in _line_states(order, _lines(s, oid), active)}
+        by_sku = {st.sku.upper(): st.line_id for st in states.values()}
+        for item in refund.lines or []:
+            st = states.get(_line_of(item, by_sku) or 0)
+            if st is not None and int(item.get("quantity", 0)) > st.quantity - st.committed:
+                problem = f"only {st.quantity - st.committed} of {st.sku} are left to refund"
+        if refund.shipping > order.shipping - sum(r.shipping for r in active):
+            problem = "the shipping was refunded meanwhile"
+        if problem:
+            raise RuleViolation(
+                f"refund #{refund.id} no longer fits ({problem}); cancel it and make a new one"
+            )
 
     def _step(
         self,
@@ -1001,12 +1065,30 @@ class RefundService:
                 await self._send(claim, adapters)
                 touched.append(refund_id)
         for refund_id, gw, payment_ref in unanswered:
-            adapter = adapters.get(gw)
-            if adapter is None or payment_ref is None:
+            if gw in MANUAL_GATEWAYS or payment_ref is None:
+                # paid back by hand: nothing to ask; finish what a crash left
+                claim = await asyncio.to_thread(
+                    self._claim, refund_id, resend_before=self.ctx.now() - grace
+                )
+                if claim is not None:
+                    await self._send(claim, adapters)
+                    touched.append(refund_id)
                 continue
-            found = await adapter.find_refund_by_metadata(payment_ref, str(refund_id))
-            if found is not None:
-                await asyncio.to_thread(self.record, found)
+            adapter = adapters.get(gw)
+            if adapter is None:
+                continue
+            try:
+                # Ours by metadata, and not a failed earlier attempt (a failed
+                # refund moved no money, so it does not count as sent).
+                live = [
+                    r
+                    for r in await adapter.list_refunds(payment_ref)
+                    if r.refund_id == str(refund_id) and r.status not in ("failed", "cancelled")
+                ]
+            except GatewayError:
+                continue  # asked again next run; the others go on
+            if live:
+                await asyncio.to_thread(self.record, live[0])
                 touched.append(refund_id)
                 continue
             claim = await asyncio.to_thread(
@@ -1026,7 +1108,7 @@ class RefundService:
                     col(Payment.gateway),
                     col(Payment.gateway_ref),
                 )
-                .join(Payment, col(Payment.id) == col(Refund.payment_id))
+                .outerjoin(Payment, col(Payment.id) == col(Refund.payment_id))
                 .where(
                     (col(Refund.status) == RefundStatus.APPROVED.value)
                     | (
@@ -1036,15 +1118,19 @@ class RefundService:
                 )
                 .order_by(col(Refund.id))
             )
-            if gateway is not None:
-                q = q.where(col(Payment.gateway) == gateway)
+            if gateway is not None:  # this gateway's, and those paid back by hand
+                q = q.where(
+                    (col(Payment.gateway) == gateway)
+                    | col(Payment.gateway).in_(sorted(MANUAL_GATEWAYS))
+                    | col(Payment.id).is_(None)
+                )
             approved: list[int] = []
             unanswered: list[tuple[int, str, str | None]] = []
             for rid, st, gw, ref in s.execute(q).all():
                 if st == RefundStatus.APPROVED:
                     approved.append(int(rid))
                 else:
-                    unanswered.append((int(rid), str(gw), ref))
+                    unanswered.append((int(rid), str(gw or "manual"), ref))
             return approved, unanswered
 
     def pending_refs(self, gateway: str) -> list[str]:
