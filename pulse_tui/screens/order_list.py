@@ -84,7 +84,7 @@ class OrderListScreen(Screen[None]):
         Binding("G", "bottom", "Last order", id="list.bottom", show=False, key_display="G"),
         Binding("escape", "clear_filter", "Clear filter", id="list.clear_filter", show=False),
         Binding("ctrl+r", "reload", "Reload", id="list.reload", show=False),
-        Binding("space", "toggle_mark", "Mark", id="list.mark"),
+        Binding("space", "toggle_mark", "Mark", id="list.mark", show=False),
         Binding("v", "mark_range", "Mark range", id="list.mark_range", show=False),
         Binding(
             "asterisk",
@@ -320,7 +320,9 @@ class OrderListScreen(Screen[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
             if event.worker.group == "selection-count":
-                self.notify(f"Could not count the selection: {event.worker.error}", severity="error")
+                self.notify(
+                    f"Could not count the selection: {event.worker.error}", severity="error"
+                )
                 return
             if event.worker.group == "list-more":
                 self._fetching = None
@@ -385,7 +387,9 @@ class OrderListScreen(Screen[None]):
     def _tab_changed(self, msg: StatusTabs.Changed) -> None:
         if msg.tab != self.query_state.tab:
             self._set_query(
-                Query(self.query_state.filter, self.query_state.text, msg.tab, self.query_state.sort)
+                Query(
+                    self.query_state.filter, self.query_state.text, msg.tab, self.query_state.sort
+                )
             )
             self.reload("top")
 
