@@ -181,7 +181,7 @@ async def test_runs_again_after_the_interval(small_db_path: Path) -> None:
         # The second run comes about a second later; poll rather than sleep a
         # fixed time, so a slow machine neither misses it nor sees a third run.
         seen = []
-        for _ in range(100):
+        for _ in range(300):
             await pilot.pause(0.05)
             seen.append(indicator(app).text)
             if seen[-1] == "synced 5m ago":
