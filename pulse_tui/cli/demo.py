@@ -74,6 +74,9 @@ def seed(
         )
 
 
+DEMO_REFUND_LIMIT = 5_000  # minor units: agents' refunds above 50.00 wait for approval
+
+
 @app.command("live")
 def live(
     ctx: typer.Context,
@@ -109,10 +112,15 @@ def live(
         try:
             intents = demo_live.create_intents(engine, customer, count=orders)
             rehomed = demo_live.rehome_card_payments(engine, customer)
+            if "refund_limit_minor" not in st.settings.raw:
+                # a low limit in the demo, so the approvals queue has work in it
+                st.settings.refund_limit_minor = DEMO_REFUND_LIMIT
+            waiting, returns = demo_live.add_desk_examples(engine, st.settings, rehomed)
             err_console().print(
                 f"localstripe on {server.url}: {len(intents)} payment intent(s) created; "
-                f"the customer pays over the next {over:.0f} s; the {rehomed} newest "
-                "card payments are real there (refunds move money)"
+                f"the customer pays over the next {over:.0f} s; the {len(rehomed)} newest "
+                f"card payments are real there (refunds move money); {waiting} refund(s) "
+                f"wait for approval (F), {returns} return(s) to authorise"
             )
             st.settings.gateways["stripe"] = GatewayConfig(
                 "stripe", server.url, secret_key=demo_live.SECRET

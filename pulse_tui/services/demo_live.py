@@ -36,6 +36,7 @@ import httpx
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
+from pulse_tui.config import Settings
 from pulse_tui.domain.filters import OrderFilter
 from pulse_tui.domain.status import OrderStatus, PaymentStatus
 from pulse_tui.storage.db import write_session
@@ -192,7 +193,7 @@ def create_intents(
     return out
 
 
-def rehome_card_payments(engine: Engine, customer: Customer, *, count: int = 40) -> int:
+def rehome_card_payments(engine: Engine, customer: Customer, *, count: int = 40) -> list[str]:
     """Demo data only: the ``count`` newest paid Stripe payments get a real,
     confirmed PaymentIntent at localstripe for what they captured, and their
     gateway reference is switched to it. The seeded references were made up;
@@ -217,7 +218,44 @@ def rehome_card_payments(engine: Engine, customer: Customer, *, count: int = 40)
             ref = customer.intent(number, payment.captured, payment.currency, GOOD_CARD)
             customer.confirm(ref)
             payment.gateway_ref = ref
-        return len(rows)
+        return [str(number) for _payment, number in rows]
+
+
+def add_desk_examples(
+    engine: Engine, settings: Settings | None, numbers: list[str], *, agent: str = "amara"
+) -> tuple[int, int]:
+    """Work waiting for the demo admin, made through the services as the agent
+    ``agent`` would: full refunds above the refund limit on two of ``numbers``
+    (they wait in the approvals queue, F) and one return request on a
+    delivered order. Returns (refunds, returns) made."""
+    from pulse_tui.domain.permissions import Role
+
+    from .context import Actor
+    from .refunds import RefundRequest
+    from .returns import ReturnPick
+
+    desk = Desk(engine, Actor(agent, Role.AGENT, agent), settings)
+    limit = settings.refund_limit_minor if settings is not None else 50_000
+    refunds = returns = 0
+    for number in numbers:
+        try:
+            d = desk.orders.detail(number)
+            if refunds < 2 and d.order.total > limit and not d.refunds:
+                desk.refunds.create(
+                    number, RefundRequest(reason="not_received", amount=d.order.total)
+                )
+                refunds += 1
+            elif returns < 1 and d.order.status == OrderStatus.DELIVERED and d.lines:
+                line = d.lines[0]
+                desk.returns.request(
+                    number, [ReturnPick(line.sku, 1)], "damaged", note="arrived cracked"
+                )
+                returns += 1
+        except ServiceError:
+            continue
+        if refunds >= 2 and returns >= 1:
+            break
+    return refunds, returns
 
 
 class Confirmer(threading.Thread):

@@ -72,7 +72,7 @@ def test_rehomed_card_payments_refund_for_real_at_localstripe(engine, admin_desk
     with demo_live.LocalStripe() as server:
         customer = demo_live.Customer(server.url)
         try:
-            assert demo_live.rehome_card_payments(engine, customer, count=1) == 1
+            assert demo_live.rehome_card_payments(engine, customer, count=1) == [new.number]
             (payment,) = admin_desk.orders.detail(new.number).payments
             assert payment.gateway_ref and payment.gateway_ref.startswith("pi_")
             assert payment.gateway_ref != "pi_x2"
@@ -93,3 +93,23 @@ def test_rehomed_card_payments_refund_for_real_at_localstripe(engine, admin_desk
     assert done.status == "succeeded"
     assert [r.amount for r in at_gateway] == [300]
     assert admin_desk.orders.detail(new.number).order.payment_status == "partially_refunded"
+
+
+def test_desk_examples_fill_the_approvals_queue_and_the_returns(engine, admin_desk) -> None:
+    from pulse_tui.config import Settings
+
+    settings = Settings(database_url="sqlite://", refund_limit_minor=1_000)
+    numbers = []
+    for _ in range(3):
+        o = factories.place(admin_desk)
+        admin_desk.orders.confirm_payment(o.number, gateway="bank_transfer", method="bank_transfer")
+        numbers.append(o.number)
+    admin_desk.orders.ship(numbers[2], carrier="DHL", tracking="JD9")
+    admin_desk.orders.deliver(numbers[2])
+    small = factories.place(admin_desk, lines=(("EBOOK-PY", 1),), shipping=0)
+    assert demo_live.add_desk_examples(engine, settings, [small.number, *numbers]) == (2, 1)
+    waiting = admin_desk.refunds.list_refunds(status="requested")
+    assert sorted(r.order_number for r in waiting) == sorted(numbers[:2])
+    assert {r.created_by for r in waiting} == {"amara"}
+    (ret,) = admin_desk.returns.list_returns(status="requested")
+    assert ret.order_number == numbers[2]
