@@ -508,8 +508,9 @@ def test_cancelled_paid_detail_has_refund(tmp_path: Path) -> None:
         assert det is not None
         n_orders = s.execute(select(func.count()).select_from(Order)).scalar_one()
     assert n_orders == 1
-    assert [(r.amount, r.status) for r in det.refunds] == [(det.order.total, "requested")]
-    assert [e.kind for e in det.events][:2] == ["refund_requested", "cancelled"]
+    # an admin's cancel approves its refund at once (sending is the refund service's job)
+    assert [(r.amount, r.status) for r in det.refunds] == [(det.order.total, "approved")]
+    assert [e.kind for e in det.events][:3] == ["refund_approved", "refund_requested", "cancelled"]
     eng.dispose()
 
 
@@ -616,7 +617,12 @@ def test_migration_backfills_day_totals_and_customer_index(tmp_path: Path) -> No
     """Upgrading a database that already holds orders (0002 → 0003) fills both."""
     from pulse_tui.storage.db import upgrade
 
+    from alembic import command
+
+    from pulse_tui.storage.db import alembic_config
+
     eng = factories.build_small_db(tmp_path / "up.sqlite")
+    command.downgrade(alembic_config(eng), "0003")  # the later revisions, by their own downgrades
     with write_session(eng) as s:  # back to 0002 with data in place
         for trig in ("orders_day_ins", "orders_day_del", "orders_day_upd"):
             s.execute(text(f"DROP TRIGGER {trig}"))
