@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, case, func, select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -165,6 +165,16 @@ class _Claim:
     amount: int
     currency: str
     key: str
+
+
+def _order_id(s: Session, order_ref: str | int | None) -> int | None:
+    """The id of the order a listing is narrowed to (None: every order)."""
+    if order_ref is None:
+        return None
+    order = queries.find_order(s, order_ref)
+    if order is None:
+        raise NotFound(f"no order {order_ref}")
+    return int(order.id or 0)
 
 
 def _limit(ctx: Context) -> int:
@@ -426,40 +436,23 @@ class RefundService:
         if status is not None and status not in {st.value for st in RefundStatus}:
             allowed = ", ".join(st.value for st in RefundStatus)
             raise InvalidInput(f"unknown refund status {status!r} (one of: {allowed})")
-        first = case(
-            (col(Refund.status) == RefundStatus.FAILED.value, 0),
-            (col(Refund.status) == RefundStatus.REQUESTED.value, 1),
-            else_=2,
-        )
-        q = (
-            select(Refund, col(Order.number), col(Payment.gateway))
-            .join(Order, col(Order.id) == col(Refund.order_id))
-            .outerjoin(Payment, col(Payment.id) == col(Refund.payment_id))
-            .order_by(first, col(Refund.id).desc())
-            .limit(max(1, min(limit, 10_000)))
-            .offset(max(0, offset))
-        )
-        if status is not None:
-            q = q.where(col(Refund.status) == status)
-        if ids:
-            q = q.where(col(Refund.id).in_(list(ids)))
         with read_session(self.ctx.engine) as s:
-            if order_ref is not None:
-                order = queries.find_order(s, order_ref)
-                if order is None:
-                    raise NotFound(f"no order {order_ref}")
-                q = q.where(col(Refund.order_id) == order.id)
-            return [_row(r, number, gateway) for r, number, gateway in s.execute(q).all()]
+            rows = queries.refund_rows(
+                s,
+                first=[[st.value] for st in rules.NEEDS_ATTENTION],
+                status=status,
+                order_id=_order_id(s, order_ref),
+                ids=ids,
+                limit=limit,
+                offset=offset,
+            )
+        return [_row(r, number, gateway) for r, number, gateway in rows]
 
     def counts(self) -> dict[str, int]:
         """Refunds per status (the refunds screen's tabs)."""
         self.ctx.actor.require(Permission.READ_PAYMENTS, "read refunds")
         with read_session(self.ctx.engine) as s:
-            got = dict(
-                s.execute(
-                    select(col(Refund.status), func.count()).group_by(col(Refund.status))
-                ).all()
-            )
+            got = queries.count_by_status(s, Refund)
         return {st.value: int(got.get(st.value, 0)) for st in RefundStatus}
 
     # -- create, approve, cancel, retry ------------------------------------------

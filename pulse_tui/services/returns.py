@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, case, func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from pulse_tui.domain import refunds as rules
@@ -59,7 +59,7 @@ from .audit import order_snapshot, record_audit, record_event
 from .context import Context
 from .errors import Conflict, InvalidInput, NotFound, RuleViolation, ServiceError
 from .orders import AddressInput, LineRequest, OrderService, _clean
-from .refunds import RefundRequest, RefundService
+from .refunds import RefundRequest, RefundService, _order_id
 
 # A zero balance left by an exchange credit is settled as a payment from this
 # "gateway": nothing is captured, the order just moves on to processing.
@@ -288,11 +288,7 @@ class ReturnService:
         """Returns per status."""
         self.ctx.actor.require(Permission.READ, "read returns")
         with read_session(self.ctx.engine) as s:
-            got = dict(
-                s.execute(
-                    select(col(Return.status), func.count()).group_by(col(Return.status))
-                ).all()
-            )
+            got = queries.count_by_status(s, Return)
         return {st.value: int(got.get(st.value, 0)) for st in ReturnStatus}
 
     def _select(
@@ -305,30 +301,17 @@ class ReturnService:
         offset: int = 0,
     ) -> list[ReturnRow]:
         self.ctx.actor.require(Permission.READ, "read returns")
-        swap: Any = aliased(Order)  # the exchange order
-        open_first = case(
-            (col(Return.status).in_([st.value for st in (*rr.OPEN, ReturnStatus.RECEIVED)]), 0),
-            else_=1,
-        )
-        q = (
-            select(Return, Order, swap.number)
-            .join(Order, col(Order.id) == col(Return.order_id))
-            .outerjoin(swap, swap.id == col(Return.exchange_order_id))
-            .order_by(open_first, col(Return.id).desc())
-            .limit(max(1, min(limit, 10_000)))
-            .offset(max(0, offset))
-        )
-        if status is not None:
-            q = q.where(col(Return.status) == status)
-        if ids:
-            q = q.where(col(Return.id).in_(list(ids)))
         with read_session(self.ctx.engine) as s:
-            if order_ref is not None:
-                order = queries.find_order(s, order_ref)
-                if order is None:
-                    raise NotFound(f"no order {order_ref}")
-                q = q.where(col(Return.order_id) == order.id)
-            return [_row(ret, order, number) for ret, order, number in s.execute(q).all()]
+            rows = queries.return_rows(
+                s,
+                first=[[st.value for st in (*rr.OPEN, ReturnStatus.RECEIVED)]],
+                status=status,
+                order_id=_order_id(s, order_ref),
+                ids=ids,
+                limit=limit,
+                offset=offset,
+            )
+        return [_row(ret, order, number) for ret, order, number in rows]
 
     # -- request, authorize, reject ---------------------------------------------------
 

@@ -8,6 +8,7 @@ costs. Ids ascend with placed time, so "placed" sorting is id order.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -18,6 +19,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     and_,
+    case,
     column,
     false,
     func,
@@ -27,7 +29,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy import text as sql_text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlmodel import col
 
 from pulse_tui.domain.filters import OrderFilter, Sort
@@ -44,6 +46,7 @@ from .models import (
     OrderTag,
     Payment,
     Refund,
+    Return,
     Shipment,
 )
 from .search import fts_query, has_fts, trigram_query
@@ -631,3 +634,100 @@ def _revenue_group_by(
             d = d.date()
         out.append((d, currency, int(amount)))
     return out
+
+
+# -- refunds and returns across orders ----------------------------------------------
+
+
+def _worklist(
+    q: Any,
+    model: Any,
+    *,
+    first: Sequence[Sequence[str]],
+    status: str | None,
+    order_id: int | None,
+    ids: Sequence[int],
+    limit: int,
+    offset: int,
+) -> Any:
+    """A listing of ``model`` rows (refunds, returns): the groups of statuses in
+    ``first`` on top, in that order (what needs someone), then newest first;
+    filtered and paged."""
+    on_top = case(
+        *[(model.status.in_(list(group)), i) for i, group in enumerate(first)],
+        else_=len(first),
+    )
+    q = q.order_by(on_top, model.id.desc()).limit(max(1, min(limit, 10_000))).offset(max(0, offset))
+    if status is not None:
+        q = q.where(model.status == status)
+    if order_id is not None:
+        q = q.where(model.order_id == order_id)
+    if ids:
+        q = q.where(model.id.in_(list(ids)))
+    return q
+
+
+def refund_rows(
+    session: Session,
+    *,
+    first: Sequence[Sequence[str]],
+    status: str | None = None,
+    order_id: int | None = None,
+    ids: Sequence[int] = (),
+    limit: int = 200,
+    offset: int = 0,
+) -> list[tuple[Refund, str, str | None]]:
+    """(refund, order number, payment gateway) rows."""
+    q = (
+        select(Refund, col(Order.number), col(Payment.gateway))
+        .join(Order, col(Order.id) == col(Refund.order_id))
+        .outerjoin(Payment, col(Payment.id) == col(Refund.payment_id))
+    )
+    q = _worklist(
+        q,
+        Refund,
+        first=first,
+        status=status,
+        order_id=order_id,
+        ids=ids,
+        limit=limit,
+        offset=offset,
+    )
+    return [(r, str(n), g) for r, n, g in session.execute(q).all()]
+
+
+def return_rows(
+    session: Session,
+    *,
+    first: Sequence[Sequence[str]],
+    status: str | None = None,
+    order_id: int | None = None,
+    ids: Sequence[int] = (),
+    limit: int = 200,
+    offset: int = 0,
+) -> list[tuple[Return, Order, str | None]]:
+    """(return, its order, the exchange order's number) rows."""
+    swap: Any = aliased(Order)
+    q = (
+        select(Return, Order, swap.number)
+        .join(Order, col(Order.id) == col(Return.order_id))
+        .outerjoin(swap, swap.id == col(Return.exchange_order_id))
+    )
+    q = _worklist(
+        q,
+        Return,
+        first=first,
+        status=status,
+        order_id=order_id,
+        ids=ids,
+        limit=limit,
+        offset=offset,
+    )
+    return [(r, o, n) for r, o, n in session.execute(q).all()]
+
+
+def count_by_status(session: Session, model: Any) -> dict[str, int]:
+    return {
+        str(k): int(v)
+        for k, v in session.execute(select(model.status, func.count()).group_by(model.status))
+    }
