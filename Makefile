@@ -36,7 +36,7 @@ demo: $(STAMP_DEMO)
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check pulse_tui tests benchmarks
 	$(BIN)/ruff format --check pulse_tui tests benchmarks
-	$(BIN)/mypy pulse_tui/domain pulse_tui/services pulse_tui/gateways
+	$(BIN)/mypy pulse_tui/domain pulse_tui/services pulse_tui/gateways pulse_tui/mail
 
 test: lint
 	$(BIN)/pytest

@@ -13,7 +13,7 @@ import typer
 from sqlalchemy import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from pulse_tui.config import Settings, config_path, load_settings
+from pulse_tui.config import Settings, SettingsError, config_path, load_settings
 from pulse_tui.services.context import SYSTEM, Actor
 from pulse_tui.services.desk import Desk
 from pulse_tui.services.errors import InvalidInput, ServiceError
@@ -38,6 +38,8 @@ class CliState:
                 self._settings = load_settings(self.db_url, self.operator)
             except tomllib.TOMLDecodeError as exc:
                 raise InvalidInput(f"bad config file {config_path()}: {exc}") from None
+            except SettingsError as exc:
+                raise InvalidInput(f"bad configuration: {exc}") from None
         return self._settings
 
     def engine(self, *, migrate: bool = True) -> Engine:

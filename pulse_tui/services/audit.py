@@ -11,6 +11,7 @@ from sqlalchemy import Connection, CursorResult, Table
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
 
+from pulse_tui.domain.notifications import EVENT_TEMPLATES
 from pulse_tui.storage.models import AuditEntry, Order, OrderEvent
 
 from .context import Context
@@ -53,6 +54,12 @@ def record_event(
         data=data or {},
     )
     session.add(ev)
+    if kind in EVENT_TEMPLATES:
+        # The customer's email goes into the outbox in this same transaction
+        # (services.notifications); other events pay only the lookup above.
+        from .notifications import enqueue_for_event
+
+        enqueue_for_event(session, ctx, order, ev)
     return ev
 
 
@@ -165,7 +172,9 @@ def _plain(d: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: v if isinstance(v, _JSON_SCALARS) else str(v) for k, v in d.items()}
 
 
-def record_events(session: Session, rows: Sequence[EventRow]) -> None:
+def record_events(session: Session, rows: Sequence[EventRow], ctx: Context | None = None) -> None:
+    """A batch of timeline events (bulk chunks), with their outbox rows: ``ctx``'s
+    settings say which events notify (without one, every notifying event does)."""
     if not rows:
         return
     table = table_of(OrderEvent)
@@ -184,6 +193,13 @@ def record_events(session: Session, rows: Sequence[EventRow]) -> None:
             for r in rows
         ],
     )
+    notifying = [r for r in rows if r.kind in EVENT_TEMPLATES]
+    if notifying:
+        # Outbox rows for the chunk, in this transaction: one customer query
+        # and one executemany (services.notifications).
+        from .notifications import enqueue_for_rows
+
+        enqueue_for_rows(session, notifying, ctx)
 
 
 def record_audits(session: Session, rows: Sequence[AuditRow]) -> None:

@@ -22,6 +22,8 @@ from .refunds import RefundService
 
 if TYPE_CHECKING:
     from .bulk import BulkService
+    from .customers import CustomerService
+    from .notifications import NotificationService
     from .returns import ReturnService
 
 
@@ -49,6 +51,18 @@ class Desk:
         from .bulk import BulkService
 
         return BulkService(self.ctx)
+
+    @cached_property
+    def customers(self) -> CustomerService:
+        from .customers import CustomerService
+
+        return CustomerService(self.ctx)
+
+    @cached_property
+    def notifications(self) -> NotificationService:
+        from .notifications import NotificationService
+
+        return NotificationService(self.ctx)
 
     @property
     def actor(self) -> Actor:

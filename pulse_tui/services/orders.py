@@ -385,7 +385,7 @@ class OrderService:
         if run_id is not None:
             for ev in events:
                 ev.data["bulk_run"] = run_id
-        record_events(s, events)
+        record_events(s, events, self.ctx)
         if before_audit is not None:
             before_audit()
         audits = []

@@ -39,6 +39,7 @@ class Customer(SQLModel, table=True):
     company: str | None = None
     locale: str = "en_US"
     created_at: datetime = Field(default_factory=utcnow)
+    no_transactional_email: bool = False  # notifications are skipped, with a timeline note
 
 
 class Address(SQLModel, table=True):
@@ -300,3 +301,46 @@ class GatewaySyncState(SQLModel, table=True):
     last_error: str | None = None
     last_error_at: datetime | None = None
     error_count: int = 0  # errors in the last run
+
+
+class Notification(SQLModel, table=True):
+    """One email to a customer: the outbox row and its delivery state.
+
+    Written in the transaction of the change that triggers it (services.audit's
+    hook), then delivered by services.notifications.MailSender: queued →
+    sending (claimed, ``claimed_at``) → sent | failed, or back to queued with
+    ``next_attempt_at`` after a temporary failure; ``skipped`` when the customer
+    opted out or has no usable address. ``message_id`` is chosen when queued
+    and never changes, so every copy of this email carries the same one.
+    Templates render at send time from the order as it is then plus
+    ``context`` (what the triggering event knew: carrier, tracking, refund...);
+    ``subject``/``body_text`` are stored for free messages (and the subject
+    once rendered).
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+        Index("ix_notifications_order", "order_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # CASCADE: an email about an order that no longer exists has nothing to say.
+    order_id: int | None = Field(default=None, foreign_key="orders.id", ondelete="CASCADE")
+    customer_id: int = Field(foreign_key="customers.id")
+    kind: str  # what queued it: an event kind (placed, shipped...), "message", "bulk", "resend"
+    template: str
+    to_addr: str
+    subject: str | None = None
+    body_text: str | None = None
+    context: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    status: str = "queued"  # queued | sending | sent | failed | skipped
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    claimed_at: datetime | None = None
+    claimed_by: str | None = None
+    last_error: str | None = None
+    message_id: str = Field(unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    created_by: str
