@@ -435,3 +435,44 @@ def cancel(
         as_json=as_json,
         chunk_size=chunk_size,
     )
+
+
+@app.command("notify")
+def notify(
+    ctx: typer.Context,
+    template: Annotated[
+        str,
+        typer.Option("--template", metavar="NAME", help="shipped, delivered, …, or free_message."),
+    ],
+    subject: Annotated[str | None, typer.Option(help="free_message: the subject line.")] = None,
+    body: Annotated[
+        str | None, typer.Option(help="free_message: the text (- reads stdin).")
+    ] = None,
+    query: FilterOpt = None,
+    ids_from: IdsOpt = None,
+    dry_run: DryOpt = False,
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+    chunk_size: ChunkOpt = 500,
+) -> None:
+    """Queue an email of TEMPLATE to each order's customer (sent by `pulse notify`).
+
+    Skipped: orders the template does not fit, customers who opted out or have no
+    usable address, and orders that already have it queued or sent."""
+    if body == "-":
+        if ids_from == "-":
+            raise InvalidInput("only one of --body and --ids-from can read stdin")
+        body = sys.stdin.read()
+    run(
+        ctx,
+        f"notify {template}",
+        lambda sel: BulkRequest(
+            BulkKind.NOTIFY, sel, text=template.strip(), subject=subject, body=body
+        ),
+        query=query,
+        ids_from=ids_from,
+        dry_run=dry_run,
+        yes=yes,
+        as_json=as_json,
+        chunk_size=chunk_size,
+    )

@@ -18,7 +18,20 @@ from pulse_tui.domain.filters import FilterError
 from pulse_tui.domain.money import MoneyError
 from pulse_tui.services.errors import ServiceError
 
-from . import bulk, db, demo, exit_codes, export, operators, orders, payments, refunds, returns
+from . import (
+    bulk,
+    customers,
+    db,
+    demo,
+    exit_codes,
+    export,
+    notify,
+    operators,
+    orders,
+    payments,
+    refunds,
+    returns,
+)
 from . import sync as sync_cli
 from .app_context import CliState, state
 from .output import fail
@@ -53,6 +66,8 @@ app.add_typer(payments.app, name="payments")
 app.add_typer(refunds.app, name="refunds")
 app.add_typer(returns.app, name="returns")
 app.add_typer(bulk.app, name="bulk")
+app.add_typer(customers.app, name="customers")
+app.add_typer(notify.app, name="notify")
 app.command("export")(export.export)
 
 

@@ -8,6 +8,16 @@ chunks: each chunk is one write transaction over its orders (change,
 OrderEvent, AuditEntry, optimistic version guard), so a cancel or a crash
 leaves every order fully changed or untouched, and running the same request
 again changes nothing more.
+
+NOTIFY queues one email of a template per order (``text`` = the template
+name; ``subject``/``body`` for ``free_message``) through the notifications
+service's batch writer, in the chunk's transaction: the outbox row, a
+timeline event and an audit entry per order; order versions do not change.
+Skipped: orders the template does not fit (e.g. "not shipped"), customers
+opted out of transactional email or without a usable address, and orders that
+already have that template queued or sent (by any door, automatic or bulk), so
+running the same request again queues nothing more; a failed one does not
+count, so a re-run tries those orders again.
 """
 
 from __future__ import annotations
@@ -22,9 +32,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, true
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, select, true
 from sqlalchemy.orm import Session
 
+from pulse_tui.domain import notifications as notify_rules
 from pulse_tui.domain import status as sm
 from pulse_tui.domain.filters import OrderFilter
 from pulse_tui.domain.numbers import parse_order_number
@@ -37,12 +48,13 @@ from pulse_tui.domain.status import (
     PaymentStatus,
 )
 from pulse_tui.storage.db import read_session, write_session
-from pulse_tui.storage.models import Order, OrderEvent, OrderTag
+from pulse_tui.storage.models import Customer, Notification, Order, OrderEvent, OrderTag, Return
 from pulse_tui.storage.queries import filter_clauses
 
 from .audit import record_audit, table_of
 from .context import Context
 from .errors import Conflict, InvalidInput, NotFound
+from .notifications import NOTIFY_PERMISSION, NotificationService
 from .orders import (
     BatchOutcome,
     OrderService,
@@ -66,6 +78,7 @@ class BulkKind(StrEnum):
     TAG = "tag"
     NOTE = "note"
     CANCEL = "cancel"
+    NOTIFY = "notify"
 
 
 @dataclass(frozen=True)
@@ -83,10 +96,12 @@ class BulkRequest:
     selection: Selection
     target: str | None = None  # TRANSITION: status value
     reason: str | None = None  # HOLD reason text; CANCEL reason code (CancelReason)
-    text: str | None = None  # NOTE text; TAG: the tag
+    text: str | None = None  # NOTE text; TAG: the tag; NOTIFY: the template name
     remove: bool = False  # TAG: remove instead of add
     carrier: str | None = None  # SHIP
     tracking: Mapping[str, str] | None = None  # SHIP: order number -> tracking number
+    subject: str | None = None  # NOTIFY free_message: the subject
+    body: str | None = None  # NOTIFY free_message: the message text
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,11 @@ CONFLICT_RETRIES = 3
 _ORDERS = table_of(Order)
 _TAGS = table_of(OrderTag)
 _EVENTS = table_of(OrderEvent)
+_CUSTOMERS = table_of(Customer)
+_NOTIFICATIONS = table_of(Notification)
+_RETURNS = table_of(Return)
+INVALID_ADDRESS = "invalid email address"
+NO_RETURN = "no authorised return"
 
 _Group = tuple[tuple[Any, ...], tuple[Any, ...]]  # (state columns, extra columns)
 _Run = Callable[[Session, list[OrderTarget], str], BatchOutcome]
@@ -174,6 +194,7 @@ def _permission(request: BulkRequest) -> tuple[Permission, str]:
         BulkKind.TAG: (Permission.EDIT, "tag orders"),
         BulkKind.NOTE: (Permission.NOTE, "add notes"),
         BulkKind.CANCEL: (Permission.CANCEL, "cancel orders"),
+        BulkKind.NOTIFY: NOTIFY_PERMISSION,
     }[k]
 
 
@@ -380,6 +401,7 @@ class BulkService:
             "remove": request.remove,
             "carrier": request.carrier,
             "tracking_rows": len(request.tracking) if request.tracking is not None else None,
+            "subject": request.subject,
         }
         counts = {
             "matched": result.matched,
@@ -431,6 +453,8 @@ class BulkService:
             return self._tag_op(request)
         if kind == BulkKind.NOTE:
             return self._note_op(request)
+        if kind == BulkKind.NOTIFY:
+            return self._notify_op(request)
         code = parse_cancel_reason(request.reason or "")
         note = clean_note(request.text) if request.text else None
         return _Op(
@@ -544,6 +568,80 @@ class BulkService:
             lambda _st, extra: SAME_NOTE if extra[0] else None,
             run,
             extras=[has.label("has_note")],
+        )
+
+    def _notify_op(self, request: BulkRequest) -> _Op:
+        template = (request.text or "").strip()
+        if not template:
+            raise InvalidInput("name the template to send")
+        notify = NotificationService(self.ctx)
+        subject, body = notify.check_template_request(template, request.subject, request.body)
+        # The preview's view of notify_in's checks, in SQL per group: the
+        # customer (opted out / no address), the same email already queued or
+        # sent, an authorised return. Malformed (non-empty) addresses show up
+        # only when applying: they are validated in Python, order by order.
+        cust = (
+            select(
+                case(
+                    (_CUSTOMERS.c.no_transactional_email, 1),
+                    (func.trim(func.coalesce(_CUSTOMERS.c.email, "")) == "", 2),
+                    else_=0,
+                )
+            )
+            .where(_CUSTOMERS.c.id == _ORDERS.c.customer_id)
+            .scalar_subquery()
+        )
+        nc = _NOTIFICATIONS.c
+        dup = exists().where(
+            nc.order_id == _ORDERS.c.id,
+            nc.template == template,
+            nc.status.in_(
+                [
+                    notify_rules.NotificationStatus.QUEUED.value,
+                    notify_rules.NotificationStatus.SENDING.value,
+                    notify_rules.NotificationStatus.SENT.value,
+                ]
+            ),
+            *([nc.subject == subject] if template == notify_rules.FREE_MESSAGE else []),
+        )
+        needs_return = template == "return_authorized"
+        has_return: ColumnElement[Any] = (
+            exists().where(_RETURNS.c.order_id == _ORDERS.c.id, _RETURNS.c.status == "authorized")
+            if needs_return
+            else literal(True)
+        )
+        already = f"{notify_rules.title(template).lower()} already queued or sent"
+
+        def rule(st: OrderState, extra: tuple[Any, ...]) -> str | None:
+            who, queued, returned = extra
+            problem = notify_rules.template_problem(template, st)
+            if problem is None and needs_return and not returned:
+                problem = NO_RETURN
+            if problem is None and queued:
+                problem = already
+            if problem is None and who:
+                problem = notify_rules.OPTED_OUT if who == 1 else notify_rules.NO_ADDRESS
+            return problem
+
+        def run(s: Session, targets: list[OrderTarget], rid: str) -> BatchOutcome:
+            out = notify.notify_in(
+                s, targets, template=template, subject=subject, body=body, run_id=rid
+            )
+            # one group for every malformed address, not one per address
+            out.skipped = [
+                (t, INVALID_ADDRESS if why.startswith(INVALID_ADDRESS) else why)
+                for t, why in out.skipped
+            ]
+            return out
+
+        return _Op(
+            rule,
+            run,
+            extras=[
+                cust.label("recipient"),
+                dup.label("already_queued"),
+                has_return.label("has_return"),
+            ],
         )
 
     # -- selections ----------------------------------------------------------------
