@@ -608,30 +608,6 @@ class NotificationService:
             raise RuleViolation(f"template problem: {exc}") from None
         return " ".join(subject.split()), body + "\n"
 
-    def set_transactional_email(self, customer_id: int, enabled: bool) -> bool:
-        """Agents and admins: whether the customer gets transactional email
-        (False: their notifications are skipped with a timeline note). Returns
-        whether anything changed."""
-        self.ctx.actor.require(WRITE_PERMISSION, "change customers' email settings")
-        with write_session(self.ctx.engine) as s:
-            c = s.get(Customer, customer_id)
-            if c is None:
-                raise NotFound(f"no customer #{customer_id}")
-            if c.no_transactional_email == (not enabled):
-                return False
-            before = {"no_transactional_email": c.no_transactional_email}
-            c.no_transactional_email = not enabled
-            record_audit(
-                s,
-                self.ctx,
-                "customer.transactional_email",
-                "customer",
-                customer_id,
-                before,
-                {"no_transactional_email": c.no_transactional_email},
-            )
-        return True
-
     # -- by hand, for many orders (bulk NOTIFY) -----------------------------------------
 
     def notify_orders(

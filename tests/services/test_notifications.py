@@ -141,8 +141,7 @@ def test_customer_opting_out_after_queueing_is_skipped_at_send(
     desk: Desk, settings: Settings
 ) -> None:
     o = factories.place(desk, 1, (("CAP-RED", 1),), "USD", "US")
-    assert desk.notifications.set_transactional_email(1, False) is True
-    assert desk.notifications.set_transactional_email(1, False) is False
+    assert desk.customers.set_transactional_email(1, False).transactional_email is False
     report = MailSender(desk.engine, settings).deliver_due()
     assert report.skipped == 1 and rows(desk.engine)[0].status == "skipped"
     assert ("notification_skipped", "Email skipped: customer opted out of transactional email") in (
@@ -328,7 +327,7 @@ def test_only_agents_and_admins_change_notifications(desk: Desk, actor: Any) -> 
         lambda: other.notifications.compose(o.number, "hi", "body"),
         lambda: other.notifications.compose_draft(o.number),
         lambda: other.notifications.notify_orders([o.id or 0], "order_confirmation"),
-        lambda: other.notifications.set_transactional_email(1, False),
+        lambda: other.customers.set_transactional_email(1, False),
     ):
         with pytest.raises(Denied):
             call()
