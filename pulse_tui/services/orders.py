@@ -26,6 +26,7 @@ from pulse_tui.domain.money import MoneyError, format_money, normalize_currency
 from pulse_tui.domain.numbers import order_number
 from pulse_tui.domain.payments import parse_method
 from pulse_tui.domain.permissions import Permission, Role
+from pulse_tui.domain.refunds import payment_status_after
 from pulse_tui.domain.status import (
     CancelReason,
     FulfillmentStatus,
@@ -702,12 +703,13 @@ class OrderService:
             )
             s.add(payment)
         else:
-            payment.status = PaymentStatus.PAID.value
             payment.captured = order.total
+            # a refund the gateway settled before we saw the capture counts too
+            payment.status = payment_status_after(payment.captured, payment.refunded).value
             payment.card_brand = card_brand or payment.card_brand
             payment.card_last4 = card_last4 or payment.card_last4
         order.paid = order.total
-        order.payment_status = PaymentStatus.PAID.value
+        order.payment_status = payment_status_after(order.paid, order.refunded).value
         record_event(
             s,
             self.ctx,

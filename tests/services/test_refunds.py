@@ -578,3 +578,57 @@ def test_units_refunded_before_shipping_do_not_ship(admin: Desk, engine: Engine)
         499,
         0,
     )
+
+
+def test_a_refund_settled_before_the_capture_is_seen_still_counts(
+    admin: Desk, engine: Engine
+) -> None:
+    """The sync refreshes a payment and its refund concurrently: if the refund's
+    success lands first, recording the capture afterwards must keep it."""
+    from sqlalchemy import select
+
+    from pulse_tui.domain.status import PaymentStatus
+    from pulse_tui.gateways.base import PaymentInfo, RefundInfo
+    from pulse_tui.services.payments import PaymentService
+    from pulse_tui.storage.db import write_session
+    from pulse_tui.storage.models import Payment, Refund
+
+    o = factories.place(admin)
+    PaymentService(admin.ctx).attach(o.number, gateway="stripe", reference="pi_race")
+    with write_session(engine) as s:  # a refund made at the gateway, still pending here
+        p = s.execute(select(Payment).where(Payment.gateway_ref == "pi_race")).scalar_one()
+        s.add(
+            Refund(
+                order_id=o.id,
+                payment_id=p.id,
+                amount=100,
+                currency=o.currency,
+                reason="other",
+                status="pending",
+                idempotency_key="k-race",
+                gateway_ref="re_race",
+                created_by="ada",
+            )
+        )
+    assert admin.refunds.record(
+        RefundInfo("stripe", "re_race", "pi_race", "succeeded", 100, o.currency)
+    )
+    PaymentService(admin.ctx).apply(
+        PaymentInfo(
+            "stripe",
+            "pi_race",
+            PaymentStatus.PAID,
+            "succeeded",
+            o.total,
+            o.currency,
+            captured=o.total,
+            refunded=100,
+        )
+    )
+    d = admin.orders.detail(o.number)
+    assert (d.order.status, d.order.payment_status, d.order.refunded) == (
+        "processing",
+        "partially_refunded",
+        100,
+    )
+    assert d.payments[0].status == "partially_refunded"
