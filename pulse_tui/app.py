@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 THEMES_DIR = Path(__file__).parent / "themes"
 SYNC_GROUP = "payment-sync"
+MAIL_GROUP = "mail-delivery"
 MAX_SYNC_BACKOFF_S = 300.0  # longest wait between failing runs (unless the interval is longer)
 
 
@@ -85,6 +86,44 @@ def default_sync(desk: Desk, settings: Settings | None) -> SyncRunner | None:
     return GatewaySync(desk, settings)
 
 
+class MailRunner(Protocol):
+    """What the App's delivery worker calls: one run over the due emails.
+
+    The default is ``services.notifications.MailSender`` (DB and SMTP in
+    threads); it returns a DeliveryReport (sent, failed, retried, skipped).
+    """
+
+    async def run_once(self) -> Any: ...
+
+
+def default_mail(desk: Desk, settings: Settings | None) -> MailRunner | None:
+    """A MailSender over the settings' mail backend (the file backend by
+    default), or None without settings. ``[notifications] enabled = false``
+    stops the automatic emails only: what agents queue by hand is still sent."""
+    if settings is None:
+        return None
+    from pulse_tui.services.notifications import MailSender
+
+    return MailSender(desk.engine, settings, clock=desk.ctx.clock)
+
+
+def _count(value: Any) -> int:
+    """A DeliveryReport field as a number (a count, or a list of what it did)."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    try:
+        return len(value)
+    except TypeError:
+        return 0
+
+
+def delivered_anything(report: Any) -> bool:
+    """Whether a delivery run changed any email (so the screens reload)."""
+    return any(_count(getattr(report, f, 0)) for f in ("sent", "failed", "retried", "skipped"))
+
+
 @dataclass(frozen=True)
 class SyncResult:
     report: SyncReport
@@ -115,6 +154,7 @@ class PulseApp(App[None]):
         Binding("question_mark", "help", "Help", id="help", key_display="?"),
         Binding("ctrl+t", "cycle_theme", "Theme", id="theme", show=False),
         Binding("F", "refunds", "Refunds", id="refunds", key_display="F"),
+        Binding("M", "notifications", "Emails", id="notifications", key_display="M"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
@@ -128,11 +168,21 @@ class PulseApp(App[None]):
         settings: Settings | None = None,
         sync: SyncRunner | None = None,
         sync_interval: float | None = None,
+        mail: MailRunner | None = None,
+        mail_interval: float | None = None,
     ) -> None:
         super().__init__()
         self.desk = desk
         self.settings = settings
         self.sync_runner = sync
+        self.mail_runner = mail
+        every = mail_interval or getattr(settings, "notify_interval_s", None) or 30.0
+        self.mail_interval = max(0.1, float(every))
+        self._mail_failures = 0
+        self._mail_error: str | None = None
+        self._mail_timer: Timer | None = None
+        self.mail_report: Any = None  # the last delivery run's report (tests, status)
+        self.mail_sent = 0  # emails this App's worker delivered since it started
         interval = sync_interval or (settings.sync_interval_s if settings else 30.0)
         self.sync_interval = max(1.0, float(interval))
         self._sync_failures = 0
@@ -158,11 +208,14 @@ class PulseApp(App[None]):
             self.screen_change_signal.subscribe(self, self._screen_changed)
             self._screen_changed(self.screen)
             self.call_after_refresh(self.run_sync)
+        if self.mail_runner is not None:
+            self.call_after_refresh(self.run_mail)
 
     async def on_unmount(self) -> None:
-        close = getattr(self.sync_runner, "aclose", None)
-        if close is not None:
-            await close()
+        for runner in (self.sync_runner, self.mail_runner):
+            close = getattr(runner, "aclose", None)
+            if close is not None:
+                await close()
 
     def watch_theme(self, name: str) -> None:
         if self._persist_theme and self.settings is not None and name in THEMES:
@@ -185,6 +238,22 @@ class PulseApp(App[None]):
 
             return self.desk.actor.can(Permission.READ_PAYMENTS)
         return True
+
+    def action_notifications(self, tab: str = "all") -> None:
+        """The customer emails screen (``tab``: "failed" lists the failed ones);
+        back to it when it is already on the stack."""
+        from textual.screen import ModalScreen
+
+        from pulse_tui.screens.notifications import NotificationsScreen
+
+        if isinstance(self.screen, ModalScreen):
+            return  # not over a dialog or help
+        if any(isinstance(s, NotificationsScreen) for s in self.screen_stack):
+            while not isinstance(self.screen, NotificationsScreen):
+                self.pop_screen()
+            self.screen.show_tab(tab)
+            return
+        self.push_screen(NotificationsScreen(tab))
 
     def action_refunds(self, tab: str = "all") -> None:
         """The refunds screen (``tab``: "requested" is the approvals queue);
@@ -268,6 +337,12 @@ class PulseApp(App[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
+        if worker.group == MAIL_GROUP and worker.node is self:
+            if event.state == WorkerState.SUCCESS:
+                self._mail_finished(worker.result, None)
+            elif event.state == WorkerState.ERROR:
+                self._mail_finished(None, worker.error)
+            return
         if worker.group != SYNC_GROUP or worker.node is not self:
             return
         if event.state == WorkerState.SUCCESS:
@@ -315,6 +390,77 @@ class PulseApp(App[None]):
         cap = max(self.sync_interval, MAX_SYNC_BACKOFF_S)
         return min(cap, self.sync_interval * 2 ** (self._sync_failures - 1))
 
+    # -- email delivery ----------------------------------------------------
+
+    def run_mail(self) -> None:
+        """Start a delivery run now, unless one is running (or delivery is off)."""
+        if self.mail_runner is None or self._mail_running():
+            return
+        if self._mail_timer is not None:
+            self._mail_timer.stop()
+            self._mail_timer = None
+        self._mail_worker(self.mail_runner)
+
+    def _mail_running(self) -> bool:
+        return any(w.group == MAIL_GROUP and not w.is_finished for w in self.workers)
+
+    @work(exclusive=False, exit_on_error=False, group=MAIL_GROUP, name="email delivery")
+    async def _mail_worker(self, runner: MailRunner) -> Any:
+        # MailSender.run_once does its database and SMTP work in threads
+        return await runner.run_once()
+
+    def _mail_finished(self, report: Any, error: BaseException | None) -> None:
+        """Errors are shown (once per new error), never fatal; failing runs
+        back off like the payment sync."""
+        if error is None:
+            self.mail_report = report
+            self.mail_sent += _count(getattr(report, "sent", 0))
+            self._mail_failures = 0
+            if self._mail_error is not None:
+                self.notify("Email delivery works again.", title="Emails")
+            self._mail_error = None
+            failed = _count(getattr(report, "failed", 0))
+            if failed:
+                first = next(iter(getattr(report, "errors", None) or []), "")
+                self.notify(
+                    f"{failed} email{'' if failed == 1 else 's'} could not be delivered"
+                    + (f" ({first})" if first else "")
+                    + "; see Failed emails (M).",
+                    title="Emails",
+                    severity="warning",
+                )
+            if delivered_anything(report):
+                self._emails_changed()
+        else:
+            self._mail_failures += 1
+            message = str(error) or type(error).__name__
+            if message != self._mail_error:
+                self.notify(
+                    f"Email delivery failed: {message}; retrying later.",
+                    title="Emails",
+                    severity="error",
+                )
+            self._mail_error = message
+        delay = self.mail_interval
+        if self._mail_failures > 1:
+            cap = max(self.mail_interval, MAX_SYNC_BACKOFF_S)
+            delay = min(cap, self.mail_interval * 2 ** (self._mail_failures - 1))
+        if self.mail_runner is not None and self.is_running:
+            self._mail_timer = self.set_timer(delay, self.run_mail, name="next email delivery")
+
+    def _emails_changed(self) -> None:
+        """Sent/failed emails are new timeline events: reload what shows them."""
+        from pulse_tui.screens.notifications import NotificationsScreen
+        from pulse_tui.screens.order_detail import OrderDetailScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, NotificationsScreen):
+                screen.post_message(NotificationsScreen.Refresh(quiet=True))
+            elif isinstance(screen, OrderDetailScreen):
+                # the report does not say which orders: every open one,
+                # quietly (no loading overlay every few seconds)
+                screen.post_message(OrderDetailScreen.Refresh(None, quiet=True))
+
     # -- messages ----------------------------------------------------------
 
     @on(messages.OpenOrder)
@@ -333,6 +479,7 @@ class PulseApp(App[None]):
 
         OrderChanged bubbles up to the App from whichever screen acted; the
         lists hear about it through a non-bubbling Refresh message."""
+        from pulse_tui.screens.notifications import NotificationsScreen
         from pulse_tui.screens.order_detail import OrderDetailScreen
         from pulse_tui.screens.order_list import OrderListScreen
         from pulse_tui.screens.refunds import RefundsScreen
@@ -344,6 +491,8 @@ class PulseApp(App[None]):
                 screen.post_message(OrderDetailScreen.Refresh(message.order_id))
             elif isinstance(screen, RefundsScreen):
                 screen.post_message(RefundsScreen.Refresh())
+            elif isinstance(screen, NotificationsScreen):
+                screen.post_message(NotificationsScreen.Refresh())
 
 
 _DEFAULT_SYNC: Any = object()
@@ -356,13 +505,30 @@ def build_app(
     settings: Settings | None = None,
     sync: SyncRunner | None = _DEFAULT_SYNC,
     sync_interval: float | None = None,
+    mail: MailRunner | None = _DEFAULT_SYNC,
+    mail_interval: float | None = None,
 ) -> PulseApp:
     """The one way to make the App: hand it a ready Desk (and optional Settings).
 
     ``sync`` runs the payment sync inside the App; by default it is built from
     the settings' configured gateways (none configured, or ``sync=None``: off).
     ``sync_interval`` defaults to ``settings.sync_interval_s``.
+
+    ``mail`` delivers queued customer emails inside the App (an async worker
+    every ``mail_interval`` seconds, default ``settings.notify_interval_s``);
+    by default a MailSender over the settings' mail backend (no settings or
+    ``mail=None``: off; ``pulse notify --watch`` delivers headless).
     """
     if sync is _DEFAULT_SYNC:
         sync = default_sync(desk, settings)
-    return PulseApp(desk, theme=theme, settings=settings, sync=sync, sync_interval=sync_interval)
+    if mail is _DEFAULT_SYNC:
+        mail = default_mail(desk, settings)
+    return PulseApp(
+        desk,
+        theme=theme,
+        settings=settings,
+        sync=sync,
+        sync_interval=sync_interval,
+        mail=mail,
+        mail_interval=mail_interval,
+    )

@@ -117,8 +117,13 @@ def _actions(screen) -> list[tuple[str, str, object]]:  # type: ignore[no-untype
     seen: set[str] = set()
     for active in screen.active_bindings.values():
         b = active.binding
-        # "refunds" (F) is offered by DeskProvider with its approvals queue
-        if not b.description or b.system or b.action in ("command_palette", "refunds"):
+        # "refunds" (F) and "notifications" (M) are offered by DeskProvider
+        # with their approvals / failed views
+        if (
+            not b.description
+            or b.system
+            or b.action in ("command_palette", "refunds", "notifications")
+        ):
             continue
         if b.description in seen:
             continue
@@ -182,7 +187,8 @@ class ThemeProvider(Provider):
 
 def _desk_actions(app, screen) -> list[tuple[str, str, object]]:  # type: ignore[no-untyped-def]
     """Screens and actions that are not the current screen's keys: the refunds
-    screen, its approvals queue, refunding the open order, bulk actions."""
+    screen, its approvals queue, refunding the open order, customer emails
+    and the failed ones, bulk actions."""
     from pulse_tui.domain.permissions import Permission
     from pulse_tui.screens.order_detail import OrderDetailScreen
 
@@ -199,6 +205,16 @@ def _desk_actions(app, screen) -> list[tuple[str, str, object]]:  # type: ignore
         )
     if isinstance(screen, OrderDetailScreen) and screen.check_action("refund", ()):
         out.append(("Refund this order", "refund dialog (f)", screen.action_refund))
+    out.append(
+        ("Emails", "customer emails, by status (M)", partial(app.action_notifications, "all"))
+    )
+    out.append(
+        (
+            "Failed emails",
+            "customer emails that could not be delivered (retry with y)",
+            partial(app.action_notifications, "failed"),
+        )
+    )
     lists = list_screen_if_any(app)
     if lists is not None and callable(getattr(lists, "action_bulk", None)):
         out.append(("Bulk actions…", "on the marked orders of the list", partial(_bulk, app)))
@@ -223,7 +239,7 @@ def _bulk(app) -> None:  # type: ignore[no-untyped-def]
 
 
 class DeskProvider(Provider):
-    """Refunds, approvals, refund this order, bulk actions."""
+    """Refunds, approvals, refund this order, emails, failed emails, bulk actions."""
 
     def _items(self) -> list[tuple[str, str, object]]:
         try:

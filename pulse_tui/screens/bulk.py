@@ -16,6 +16,8 @@ The screen is a thin door over ``services.bulk`` and ``services.export``:
    the lists underneath refresh.
 
 Export (``x``) writes the selection with ``export_orders`` the same way.
+Emailing the customers (``BulkKind.NOTIFY``) picks a template and goes
+through the same preview and apply.
 The screen decides no rule and no permission: the services say which orders
 are eligible and refuse what a role may not do.
 """
@@ -51,6 +53,7 @@ from textual.widgets import (
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
+from pulse_tui.domain.notifications import FREE_MESSAGE, TEMPLATE_TITLES
 from pulse_tui.domain.permissions import Permission
 from pulse_tui.domain.status import CancelReason, OrderStatus
 from pulse_tui.services.bulk import (
@@ -86,8 +89,18 @@ KIND_LABELS: dict[str, str] = {
     BulkKind.TAG: "Add/remove tag",
     BulkKind.NOTE: "Add note",
     BulkKind.CANCEL: "Cancel orders",
+    BulkKind.NOTIFY: "Email customers",
     EXPORT: "Export",
 }
+# The templates a bulk email may use: every shipped one but the free message
+# (it needs a subject and body of its own).
+NOTIFY_TEMPLATES = tuple(t for t in TEMPLATE_TITLES if t != FREE_MESSAGE)
+
+
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind) or str(kind).replace("_", " ").capitalize()
+
+
 # Statuses a plain transition can reach; shipping needs carrier and tracking
 # (Ship), cancelling a reason (Cancel), refunds come from the refund process.
 TRANSITION_TARGETS = (OrderStatus.PROCESSING, OrderStatus.DELIVERED)
@@ -157,6 +170,9 @@ def describe(request: BulkRequest, csv_path: str | None = None) -> str:
         return f"add the note “{request.text}”"
     if kind == BulkKind.CANCEL:
         return f"cancel ({str(request.reason or 'other').replace('_', ' ')})"
+    if kind == BulkKind.NOTIFY:
+        template = str(request.text or "")  # NOTIFY: text is the template name
+        return f"email the customers: {TEMPLATE_TITLES.get(template, template)}"
     return str(kind)  # pragma: no cover
 
 
@@ -262,7 +278,7 @@ class BulkScreen(Screen[BulkOutcome]):
         yield Static(self._title(), id="bulk-title")
         with Horizontal(id="bulk-top"):
             yield OptionList(
-                *(Option(KIND_LABELS[k], id=k) for k in self.kinds), id="bulk-kind", compact=True
+                *(Option(kind_label(k), id=k) for k in self.kinds), id="bulk-kind", compact=True
             )
             with Vertical(id="bulk-form"):
                 with ContentSwitcher(initial=self.kinds[0] if self.kinds else None):
@@ -326,6 +342,16 @@ class BulkScreen(Screen[BulkOutcome]):
                 "Note", Input(id="cancel-note", placeholder="optional", compact=True)
             )
             yield Static("Paid orders are refunded on cancel.", classes="bulk-hint")
+        elif kind == BulkKind.NOTIFY:
+            options = [(TEMPLATE_TITLES[t], t) for t in NOTIFY_TEMPLATES]
+            yield from self._row(
+                "Template", Select(options, prompt="template", id="notify-template", compact=True)
+            )
+            yield Static(
+                "Queues one email per order to its customer; opted-out customers "
+                "are skipped with a timeline note.",
+                classes="bulk-hint",
+            )
         elif kind == EXPORT:
             formats = [(f.value, f.value) for f in ExportFormat]
             yield from self._row(
@@ -553,6 +579,12 @@ class BulkScreen(Screen[BulkOutcome]):
                 self.show_error("choose a cancel reason")
                 return None
             return Draft(k, reason=reason, text=self._value("#cancel-note"))
+        if k == BulkKind.NOTIFY:
+            template = self._choice("#notify-template")
+            if template is None:
+                self.show_error("choose the email template")
+                return None
+            return Draft(k, text=template)
         return Draft(k, text=self._value("#release-note"))  # release, with an optional note
 
     def export_draft(self) -> ExportDraft | None:

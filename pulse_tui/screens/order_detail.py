@@ -12,6 +12,11 @@ Refunds and returns (issue 5): ``f`` opens the refund dialog (screens/refunds.py
 ``A`` approves and sends a refund waiting for an admin, ``y`` retries a failed
 one, ``x`` requests a return and ``w`` takes an open return's next step
 (screens/returns.py). A cancel that made refunds sends them right after.
+
+Customer emails (issue 7): ``e`` writes a free message to the customer
+(ComposeDialog, prefilled from ``desk.notifications.compose_draft``), ``E``
+sends one of the order's emails again (ResendDialog: a failed one is
+retried, a sent one resent). Sent and failed emails are timeline events.
 """
 
 from __future__ import annotations
@@ -47,6 +52,14 @@ from pulse_tui.screens.dialogs import (
     StatusDialog,
     TagDialog,
     TransferDialog,
+)
+from pulse_tui.screens.notifications import (
+    RESENDABLE,
+    SEND_PERMISSION,
+    ComposeDialog,
+    ResendDialog,
+    describe_notification,
+    send_again,
 )
 from pulse_tui.screens.refunds import (
     PickRefundDialog,
@@ -94,6 +107,7 @@ class Loaded:
     payments_allowed: bool
     refund_options: Any = None  # RefundOptions, for roles that may refund
     returns: list[Any] = field(default_factory=list)  # ReturnRow
+    notifications: list[Any] = field(default_factory=list)  # NotificationRow, this order's
 
 
 class OrderDetailScreen(Screen[None]):
@@ -115,6 +129,15 @@ class OrderDetailScreen(Screen[None]):
         Binding("y", "retry_refund", "Retry refund", id="detail.retry_refund"),
         Binding("x", "request_return", "Return", id="detail.request_return"),
         Binding("w", "return_step", "Return step", id="detail.return_step"),
+        Binding("e", "email_customer", "Email", id="detail.email_customer"),
+        Binding(
+            "E",
+            "resend_email",
+            "Resend email",
+            id="detail.resend_email",
+            key_display="E",
+            show=False,
+        ),
         Binding("ctrl+r", "reload", "Reload", id="detail.reload", show=False),
         Binding("j", "scroll_body(1)", "Scroll down", id="detail.down", show=False),
         Binding("k", "scroll_body(-1)", "Scroll up", id="detail.up", show=False),
@@ -124,9 +147,10 @@ class OrderDetailScreen(Screen[None]):
         """An order changed elsewhere (the payment sync, another screen): reload
         if it is the one shown."""
 
-        def __init__(self, order_id: int | None = None) -> None:
+        def __init__(self, order_id: int | None = None, *, quiet: bool = False) -> None:
             super().__init__()
             self.order_id = order_id
+            self.quiet = quiet
 
     def __init__(self, ref: str | int) -> None:
         super().__init__()
@@ -162,9 +186,13 @@ class OrderDetailScreen(Screen[None]):
     def detail(self) -> OrderDetail | None:
         return self.loaded.detail if self.loaded else None
 
-    def load(self) -> None:
-        self.loading_detail = True
-        self.query_one("#detail-body").loading = True
+    def load(self, *, quiet: bool = False) -> None:
+        """Read the order again in a thread; ``quiet`` (a background refresh,
+        e.g. the email delivery worker) keeps the screen and its keys as they
+        are until the new state arrives, with no loading overlay."""
+        if not quiet:
+            self.loading_detail = True
+            self.query_one("#detail-body").loading = True
         self._load(self.app.desk)  # type: ignore[attr-defined]
 
     @work(thread=True, exclusive=True, exit_on_error=False, group=LOAD_GROUP)
@@ -182,6 +210,11 @@ class OrderDetailScreen(Screen[None]):
             returns = list(desk.returns.list_returns(order_ref=d.order.id))
         except (ImportError, ServiceError):
             returns = []  # no returns service here, or not for this role
+        notifications: list[Any] = []
+        try:
+            notifications = list(desk.notifications.list_notifications(order_ref=d.order.id))
+        except ServiceError:
+            notifications = []  # no notifications service here, or not for this role
         return Loaded(
             detail=d,
             offered=desk.orders.offered_transitions(d.order),
@@ -189,6 +222,7 @@ class OrderDetailScreen(Screen[None]):
             payments_allowed=desk.actor.can(Permission.READ_PAYMENTS),
             refund_options=refund_options,
             returns=returns,
+            notifications=notifications,
         )
 
     async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -220,7 +254,7 @@ class OrderDetailScreen(Screen[None]):
         self.title = f"Order {d.order.number}"
         self.query_one("#summary", SummaryHeader).show(d, now)
         self.query_one("#lines", LinesPanel).show(d, now)
-        self.query_one("#customer", CustomerPanel).show(d, now)
+        self.query_one("#customer", CustomerPanel).show(d, now, emails=loaded.notifications)
         self.query_one("#payments", PaymentsPanel).show(
             d, now, allowed=loaded.payments_allowed, returns=loaded.returns
         )
@@ -232,7 +266,7 @@ class OrderDetailScreen(Screen[None]):
         if self.loaded is None:
             return  # the first load is on its way and will see the change
         if message.order_id is None or message.order_id == self.loaded.detail.order.id:
-            self.load()
+            self.load(quiet=message.quiet)
 
     def set_banner(self, text: str, level: str = "info") -> None:
         banner = self.query_one("#detail-banner", Static)
@@ -269,6 +303,8 @@ class OrderDetailScreen(Screen[None]):
         }
         if action in RETURN_ACTIONS:
             return self._check_refund_action(action)
+        if action in EMAIL_ACTIONS:
+            return self._check_email_action(action)
         if action not in needs:
             return True
         permission = needs[action]
@@ -555,6 +591,71 @@ class OrderDetailScreen(Screen[None]):
         )
         self.app.push_screen(dialog, self._after_refund_step)
 
+    # customer emails
+
+    def _check_email_action(self, action: str) -> bool | None:
+        """Hidden for roles that may not email customers (and resend when the
+        order has no sent or failed email); greyed out while loading."""
+        if not self._can(SEND_PERMISSION):
+            return False
+        if action == "resend_email" and not self._resendable():
+            return False
+        if self.loaded is None or self.loading_detail:
+            return None
+        return True
+
+    def _resendable(self) -> list[Any]:
+        if self.loaded is None:
+            return []
+        return [n for n in self.loaded.notifications if n.status in RESENDABLE]
+
+    def action_email_customer(self) -> None:
+        """Compose a free message: the draft (subject, body with the order's
+        details) is fetched in a thread, then the dialog opens prefilled."""
+        if self.loaded is None:
+            return
+        d = self.loaded.detail
+        order = d.order
+        desk = self.app.desk  # type: ignore[attr-defined]
+        order_id, version, number = order.id, order.version, order.number
+        to = d.customer.email
+
+        def perform(subject: str, body: str) -> Any:
+            return desk.notifications.compose(order_id, subject, body, expected_version=version)
+
+        def show(draft: tuple[str, str]) -> None:
+            subject, body = draft
+            dialog = ComposeDialog(number, perform, to=to, subject=subject, body=body)
+            self.app.push_screen(dialog, self._after_email)
+
+        self._fetch(lambda: desk.notifications.compose_draft(order_id), show)
+
+    def action_resend_email(self) -> None:
+        choices = self._resendable()
+        if self.loaded is None or not choices:
+            return
+        desk = self.app.desk  # type: ignore[attr-defined]
+
+        def perform(notification_id: int, status: str) -> Any:
+            return send_again(desk, notification_id, status)
+
+        dialog = ResendDialog(
+            self.loaded.detail.order.number, perform, notifications=choices, now=self.loaded.now
+        )
+        self.app.push_screen(dialog, self._after_email)
+
+    def _after_email(self, outcome: Outcome | None) -> None:
+        if outcome is None or self.loaded is None:
+            return
+        number = self.loaded.detail.order.number
+        if outcome.kind == "conflict":
+            self._report(f"{number} {CONFLICT_TEXT}; no email was queued", "warning")
+        elif outcome.kind == "done":
+            self.set_banner("")
+            text, level = describe_notification(outcome.result, "queued")
+            self.notify(text, severity=level)  # type: ignore[arg-type]
+        self._changed()
+
     # returns
 
     @work(thread=True, exclusive=True, exit_on_error=False, group=FETCH_GROUP)
@@ -694,6 +795,7 @@ class OrderDetailScreen(Screen[None]):
             self.app.push_screen(dialog, exchanged)
 
 
+EMAIL_ACTIONS = frozenset({"email_customer", "resend_email"})
 RETURN_ACTIONS = frozenset(
     {"refund", "approve_refund", "retry_refund", "request_return", "return_step"}
 )

@@ -55,6 +55,21 @@ def return_badge(status: str) -> str:
     return f"[b ${RETURN_STYLE.get(status, 'foreground')}]{escape(status)}[/]"
 
 
+def email_counts(emails: Sequence[Any]) -> str:
+    """'3 sent, 1 failed' for an order's emails, failures in the error colour."""
+    counts: dict[str, int] = {}
+    for n in emails:
+        counts[str(n.status)] = counts.get(str(n.status), 0) + 1
+    order = ["sent", "queued", "sending", "failed", "skipped"]
+    order += sorted(k for k in counts if k not in order)
+    parts = []
+    for status in order:
+        if counts.get(status):
+            text = escape(f"{counts[status]} {status}")
+            parts.append(f"[b $error]{text}[/]" if status == "failed" else text)
+    return ", ".join(parts)
+
+
 def when(dt: datetime | None, now: datetime) -> str:
     """'3d ago (2026-11-23 14:05)', or an em dash when there is no time."""
     if dt is None:
@@ -179,7 +194,7 @@ class LinesPanel(Panel):
 class CustomerPanel(Panel):
     TITLE = "Customer"
 
-    def show(self, d: OrderDetail, now: datetime) -> None:
+    def show(self, d: OrderDetail, now: datetime, *, emails: Sequence[Any] = ()) -> None:
         c = d.customer
         o = d.order
         rows = [
@@ -189,6 +204,10 @@ class CustomerPanel(Panel):
             _pairs([("Billing", address_line(o.billing_address))]),
             _pairs([("Shipping", address_line(o.shipping_address))]),
         ]
+        if getattr(c, "no_transactional_email", False):
+            rows.append(f"[$warning]no transactional email[/] [{MUTED}](emails are skipped)[/]")
+        if emails:
+            rows.append(f"[{MUTED}]Emails[/] {email_counts(emails)}")
         self.body.update("\n".join(rows))
 
 

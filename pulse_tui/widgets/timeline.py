@@ -17,9 +17,24 @@ from textual.widgets import Static
 from pulse_tui.storage.models import OrderEvent
 from pulse_tui.widgets.formatting import absolute_time, relative_time
 
+# Event kinds whose raw name reads badly: customer emails (issue 7).
+KIND_LABELS: dict[str, str] = {
+    "note": "NOTE",
+    "notification_sent": "email sent",
+    "notification_failed": "email FAILED",
+    "notification_skipped": "email skipped",
+    "notification_queued": "email queued",
+    "message_queued": "message to customer",
+}
+
+
+def kind_label(kind: str) -> str:
+    """'email sent' for notification_sent; other kinds with spaces for underscores."""
+    return KIND_LABELS.get(kind) or kind.replace("_", " ")
+
 
 def event_markup(event: OrderEvent, now: datetime) -> str:
-    kind = "NOTE" if event.kind == "note" else event.kind.replace("_", " ")
+    kind = kind_label(event.kind)
     head = (
         f"[b]{escape(kind)}[/] · {escape(event.actor)} "
         f"[$foreground-muted]· {relative_time(event.at, now)} · {absolute_time(event.at)}[/]"
