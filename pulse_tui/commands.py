@@ -120,7 +120,8 @@ def _actions(screen) -> list[tuple[str, str, object]]:  # type: ignore[no-untype
         # "refunds" (F) and "notifications" (M) are offered by DeskProvider
         # with their approvals / failed views
         if (
-            not b.description
+            not active.enabled  # greyed out now: the order's state does not allow it
+            or not b.description
             or b.system
             or b.action in ("command_palette", "refunds", "notifications")
         ):
