@@ -79,3 +79,18 @@ async def test_palette_switches_theme(make_app) -> None:  # type: ignore[no-unty
         await settle(app, pilot)
         await palette_run(app, pilot, "Theme: kiosk")
         assert app.theme == "kiosk"
+
+
+async def test_palette_offers_only_the_actions_enabled_now(make_app) -> None:  # type: ignore[no-untyped-def]
+    """PB-100006 is pending and unpaid: Ship is greyed out in the footer, so the
+    palette does not offer it; Note is offered."""
+    from pulse_tui.commands import _actions
+    from tests.tui.helpers import open_detail
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_detail(pilot, "PB-100006")
+        assert screen.loaded.detail.order.status == "pending"
+        titles = {title for title, _help, _cb in _actions(screen)}
+        assert "Note" in titles
+        assert "Ship" not in titles
