@@ -16,17 +16,19 @@ currency's digits ("12.50", JPY "1250", KWD "4.500") beside ``total_minor``
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import String, and_, cast, func, select, true, type_coerce
+from sqlalchemy import Connection, String, and_, cast, func, select, true, type_coerce
 from sqlalchemy.orm import Session
 from sqlalchemy.types import NullType
 
@@ -43,6 +45,7 @@ from .context import Context
 from .errors import InvalidInput, ServiceError
 
 CHUNK = 2000
+CACHE_KIB = 32 * 1024  # SQLite page cache while exporting (see _page_cache)
 
 
 class ExportFormat(StrEnum):
@@ -129,11 +132,7 @@ def _exp(currency: str) -> int:
 
 def major_units(amount: int, currency: str) -> str:
     """1250 EUR → "12.50", 1250 JPY → "1250", -5 USD → "-0.05" (integers only)."""
-    e = _exp(currency)
-    if e == 0:
-        return str(amount)
-    q, r = divmod(abs(amount), 10**e)
-    return f"{'-' if amount < 0 else ''}{q}.{r:0{e}d}"
+    return _money_format(currency)(amount)
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -179,10 +178,13 @@ def export_orders(
         raise InvalidInput(f"no directory {path.parent}")
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
     try:
-        with read_session(ctx.engine) as s:
+        with read_session(ctx.engine) as s, _page_cache(s.connection()):
             total = _count(s, selection)
-            rows = _rows(s, selection, cols, flat=fmt != ExportFormat.JSONL)
-            n = _WRITERS[fmt](tmp, cols, rows, total, on_progress, should_cancel)
+            chunks = _chunks(s, selection, cols, flat=fmt != ExportFormat.JSONL)
+            try:
+                n = _WRITERS[fmt](tmp, cols, chunks, total, on_progress, should_cancel)
+            finally:
+                chunks.close()
         os.replace(tmp, path)
         return n
     finally:
@@ -208,89 +210,200 @@ def _count(s: Session, selection: Selection) -> int:
 
 def _raw(expr: Any) -> Any:
     """The driver's own value (no SQLAlchemy result processing: it costs more
-    per cell than the rest of the export); converters below accept both forms."""
+    per cell than the rest of the export); the converters accept both forms."""
     return type_coerce(expr, NullType())
 
 
-def _source(name: str) -> Any:
-    if name == "items":  # '2× Blue mug, 1× T-shirt M', aggregated in the database
-        part = cast(_L.c.quantity, String) + "× " + _L.c.name
-        return (
-            select(func.aggregate_strings(part, ", "))
-            .where(_L.c.order_id == _O.c.id)
-            .scalar_subquery()
-        )
-    if name == "tags":  # tags cannot hold commas (domain.filters.normalize_tag)
-        return (
-            select(func.aggregate_strings(_T.c.tag, ","))
-            .where(_T.c.order_id == _O.c.id)
-            .scalar_subquery()
-        )
-    return _SOURCES[name]
+@cache
+def _money_format(currency: str) -> Callable[[int], str]:
+    """``major_units`` for one currency, with its digits looked up once."""
+    e = _exp(currency)
+    if e == 0:
+        return str
+    pattern, unit = f"%d.%0{e}d", 10**e
+
+    def fmt(amount: int) -> str:
+        if amount < 0:
+            return "-" + pattern % divmod(-amount, unit)
+        return pattern % divmod(amount, unit)
+
+    return fmt
 
 
 def _when(v: Any) -> Any:
+    """A stored time as ISO 8601 UTC. SQLite holds text: SQLAlchemy writes
+    'YYYY-MM-DD HH:MM:SS.ffffff' (UTC); rows written through the driver's own
+    datetime adapter carry an offset ('... 12:00:00+00:00')."""
     if v is None:
         return None
-    if isinstance(v, str):  # SQLite: 'YYYY-MM-DD HH:MM:SS[.ffffff]', stored as UTC
+    if isinstance(v, str):
+        if len(v) > 19 and v[19] != ".":  # an offset: parse, convert
+            return _iso(datetime.fromisoformat(v))
         return f"{v[:10]}T{v[11:]}+00:00"
     return _iso(v)
 
 
-def _converters(cols: Sequence[str], flat: bool) -> list[Callable[[Any, str], Any] | None]:
-    """One converter per column (None: the value as it comes; csv and openpyxl
-    write None as an empty cell), built once."""
-    out: list[Callable[[Any, str], Any] | None] = []
-    for name in cols:
-        if name in MONEY_COLUMNS:
-            out.append(major_units)
-        elif name in ("placed_at", "updated_at"):
-            out.append(lambda v, _c: _when(v))
-        elif name == "on_hold":
-            out.append((lambda v, _c: "yes" if v else "no") if flat else (lambda v, _c: bool(v)))
-        elif name == "tags" and not flat:
-            out.append(lambda v, _c: sorted(v.split(",")) if v else [])
-        else:
-            out.append(None)
+# -- reading: a chunk of orders as columns ---------------------------------------
+#
+# Per chunk: one keyset query over orders and customers, and one query each for
+# the chunk's lines and tags when those columns are asked for (a range scan of
+# the order_id index, instead of a correlated subquery per order). Values come
+# as the driver's tuples and are converted a column at a time: a chunk is a
+# list of columns, each a sequence of cells in ``cols`` order.
+
+_Columns = list[Sequence[Any]]
+_Fetched = tuple[_Columns, dict[str, Any]]  # the query's columns, items/tags per order id
+
+
+def _fetch(conn: Connection, stmt: Any) -> list[Any]:
+    """All rows of ``stmt`` as the driver's tuples: SQLAlchemy binds the
+    parameters, the DBAPI cursor (``CursorResult.cursor``) hands over the rows
+    without building a Row object each."""
+    result = conn.execute(stmt)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
+
+
+def _per_order(conn: Connection, ids: Sequence[int], stmt: Any, oid: Any) -> list[Any]:
+    """``stmt`` (child rows, order_id first) for the orders ``ids`` (ascending):
+    one index range scan when the ids are dense (all orders, a broad filter),
+    an IN list when the chunk is sparse."""
+    if ids[-1] - ids[0] < 4 * len(ids):
+        return _fetch(conn, stmt.where(oid >= ids[0], oid <= ids[-1]))
+    return _fetch(conn, stmt.where(oid.in_(list(ids))))
+
+
+# '2× Blue mug, 1× T-shirt M' per order, aggregated in the database (one cell
+# per order, not one row per line). The aggregate takes the lines in the order
+# of the order_id index scan, (order_id, id): the order they were added in.
+_LINES_STMT = select(
+    _raw(_L.c.order_id),
+    func.aggregate_strings(cast(_L.c.quantity, String) + "× " + _L.c.name, ", "),
+).group_by(_L.c.order_id)
+_TAGS_STMT = select(_raw(_T.c.order_id), _raw(_T.c.tag)).order_by(_T.c.order_id, _T.c.tag)
+
+
+def _items(conn: Connection, ids: Sequence[int]) -> dict[int, str]:
+    """order id -> its lines as '2× Blue mug, 1× T-shirt M'."""
+    return dict(_per_order(conn, ids, _LINES_STMT, _L.c.order_id))
+
+
+def _tags(conn: Connection, ids: Sequence[int]) -> dict[int, list[str]]:
+    """order id -> its tags, sorted (tags cannot hold commas: normalize_tag)."""
+    out: dict[int, list[str]] = {}
+    for oid, tag in _per_order(conn, ids, _TAGS_STMT, _T.c.order_id):
+        out.setdefault(oid, []).append(tag)
     return out
 
 
-def _convert(r: Any, plan: list[tuple[int, Callable[[Any, str], Any]]]) -> list[Any]:
-    row = list(r[2:])  # copied in C; only the few columns with a converter cost Python
-    for j, f in plan:
-        row[j] = f(row[j], r[1])
-    return row
+def _money_column(values: Sequence[int], currencies: Sequence[str]) -> list[str]:
+    fmts: dict[str, Callable[[int], str]] = {}
+    out = []
+    for v, c in zip(values, currencies, strict=True):
+        f = fmts.get(c)
+        if f is None:
+            f = fmts[c] = _money_format(c)
+        out.append(f(v))
+    return out
 
 
-def _rows(
-    s: Session, selection: Selection, cols: Sequence[str], *, flat: bool
-) -> Iterator[list[list[Any]]]:
-    """The selection's rows as lists of values in ``cols`` order, a chunk at a
-    time (``flat``: CSV/XLSX cells; else JSON values)."""
-    exprs = [_raw(_source(c)) for c in cols]
-    convs = _converters(cols, flat)
-    plan = [(j, f) for j, f in enumerate(convs) if f is not None]
+_Maker = Callable[[_Fetched], Sequence[Any]]
+
+
+def _maker(name: str, j: int, flat: bool) -> _Maker:
+    """How export column ``name`` is made from a chunk (``j``: its query column)."""
+    if name == "items":
+        return lambda f: [f[1]["items"].get(i) for i in f[0][0]]
+    if name == "tags":
+        if flat:
+            return lambda f: [",".join(f[1]["tags"].get(i, ())) for i in f[0][0]]
+        return lambda f: [f[1]["tags"].get(i, []) for i in f[0][0]]
+    if name in MONEY_COLUMNS:
+        return lambda f: _money_column(f[0][j], f[0][1])
+    if name in ("placed_at", "updated_at"):
+        # the common SQLite text (26 characters) inline, anything else through _when
+        return lambda f: [
+            f"{v[:10]}T{v[11:]}+00:00" if type(v) is str and len(v) == 26 else _when(v)
+            for v in f[0][j]
+        ]
+    if name == "on_hold":
+        if flat:
+            return lambda f: ["yes" if v else "no" for v in f[0][j]]
+        return lambda f: [bool(v) for v in f[0][j]]
+    return lambda f: f[0][j]
+
+
+def _plan(cols: Sequence[str], flat: bool) -> tuple[list[Any], list[_Maker]]:
+    """What to fetch (order id and currency first, each database column once)
+    and how to make each export column from the fetched ones."""
+    fetch: list[Any] = [_O.c.id, _O.c.currency]
+    at: dict[Any, int] = {_O.c.currency: 1}
+    makers = []
+    for name in cols:
+        src = _SOURCES[name]
+        if src is not None and src not in at:
+            at[src] = len(fetch)
+            fetch.append(src)
+        makers.append(_maker(name, at.get(src, -1), flat))
+    return fetch, makers
+
+
+def _chunks(s: Session, selection: Selection, cols: Sequence[str], *, flat: bool) -> _Chunks:
+    """The selection's orders, oldest first, a chunk of columns at a time
+    (``flat``: CSV/XLSX cells; else JSON values)."""
+    fetch, makers = _plan(cols, flat)
+    want_items, want_tags = "items" in cols, "tags" in cols
+    exprs = [_raw(e) for e in fetch]
     conn = s.connection()
     for where in _where(s, selection):
         after = 0
         while True:
             stmt = (
-                select(_O.c.id, _raw(_O.c.currency), *exprs)
+                select(*exprs)
                 .join(_C, _C.c.id == _O.c.customer_id)
                 .where(and_(true(), *where), _O.c.id > after)
                 .order_by(_O.c.id)
                 .limit(CHUNK)
             )
-            chunk = conn.execute(stmt).all()
-            if not chunk:
+            rows = _fetch(conn, stmt)
+            if not rows:
                 break
-            after = chunk[-1][0]
-            yield [_convert(r, plan) for r in chunk]
-            if len(chunk) < CHUNK:
+            columns: _Columns = list(zip(*rows, strict=True))
+            ids = columns[0]
+            extra: dict[str, Any] = {}
+            if want_items:
+                extra["items"] = _items(conn, ids)
+            if want_tags:
+                extra["tags"] = _tags(conn, ids)
+            after = ids[-1]
+            fetched = (columns, extra)
+            yield [make(fetched) for make in makers]
+            if len(rows) < CHUNK:
                 break
 
 
-_Chunks = Iterator[list[list[Any]]]
+@contextmanager
+def _page_cache(conn: Connection) -> Iterator[None]:
+    """SQLite: a bigger page cache on this connection while exporting (the
+    customers join looks customers up in random order; with the default 2 MB
+    most lookups go back to the OS). Restored afterwards: the connection goes
+    back to the pool."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    old = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(old or 0)}")
+
+
+# -- writing ------------------------------------------------------------------------
+
+_Chunks = Generator[_Columns, None, None]
 _Progress = Callable[[int, int], None] | None
 _Cancel = Callable[[], bool] | None
 
@@ -298,7 +411,7 @@ _Cancel = Callable[[], bool] | None
 def _drive(
     chunks: _Chunks,
     total: int,
-    write: Callable[[list[list[Any]]], None],
+    write: Callable[[_Columns], None],
     on_progress: _Progress,
     should_cancel: _Cancel,
 ) -> int:
@@ -307,19 +420,60 @@ def _drive(
         if should_cancel is not None and should_cancel():
             raise ExportCancelled(f"export cancelled after {done:,} of {total:,} orders")
         write(chunk)
-        done += len(chunk)
+        done += len(chunk[0])
         if on_progress is not None:
             on_progress(done, max(total, done))
     return done
+
+
+def _csv_column(values: Sequence[Any]) -> Sequence[str]:
+    """A column of cells as csv.writer (excel dialect, QUOTE_MINIMAL) writes
+    them: None as empty, numbers with str(), quoted when a cell holds a comma,
+    a quote or a line break. Most columns of a chunk need no quoting at all
+    (codes, numbers, dates): one search over the joined column says so, and
+    only the others look at every cell."""
+    if None in values:
+        values = ["" if v is None else v for v in values]
+    try:
+        joined = "\x00".join(values)
+    except TypeError:  # numbers
+        values = [v if type(v) is str else str(v) for v in values]
+        joined = "\x00".join(values)
+    if "," in joined or '"' in joined or "\n" in joined or "\r" in joined:
+        return [
+            '"' + v.replace('"', '""') + '"'
+            if "," in v or '"' in v or "\n" in v or "\r" in v
+            else v
+            for v in values
+        ]
+    return values
+
+
+def csv_lines(columns: _Columns) -> str:
+    """The rows of ``columns`` as CSV text, byte for byte what ``csv.writer``
+    (excel dialect) writes for them, a column at a time instead of a cell at a
+    time."""
+    if len(columns) == 1:  # csv.writer quotes a lone empty cell: let it
+        buf = io.StringIO()
+        csv.writer(buf).writerows(zip(*columns, strict=True))
+        return buf.getvalue()
+    cells = [_csv_column(c) for c in columns]
+    if not cells[0]:
+        return ""
+    return "\r\n".join(map(",".join, zip(*cells, strict=True))) + "\r\n"
 
 
 def _write_csv(
     tmp: Path, cols: Sequence[str], chunks: _Chunks, total: int, prog: _Progress, cancel: _Cancel
 ) -> int:
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(cols)
-        return _drive(chunks, total, w.writerows, prog, cancel)
+        out: IO[str] = fh
+        csv.writer(out).writerow(cols)
+
+        def write(chunk: _Columns) -> None:
+            out.write(csv_lines(chunk))
+
+        return _drive(chunks, total, write, prog, cancel)
 
 
 def _write_jsonl(
@@ -329,8 +483,9 @@ def _write_jsonl(
         out: IO[str] = fh
         dumps = json.JSONEncoder(ensure_ascii=False).encode
 
-        def write(chunk: list[list[Any]]) -> None:
-            out.write("".join(dumps(dict(zip(cols, r, strict=True))) + "\n" for r in chunk))
+        def write(chunk: _Columns) -> None:
+            rows = zip(*chunk, strict=True)
+            out.write("".join(dumps(dict(zip(cols, r, strict=True))) + "\n" for r in rows))
 
         return _drive(chunks, total, write, prog, cancel)
 
@@ -344,8 +499,8 @@ def _write_xlsx(
     ws = wb.create_sheet("orders")
     ws.append(list(cols))
 
-    def write(chunk: list[list[Any]]) -> None:
-        for row in chunk:
+    def write(chunk: _Columns) -> None:
+        for row in zip(*chunk, strict=True):
             ws.append(row)
 
     n = _drive(chunks, total, write, prog, cancel)

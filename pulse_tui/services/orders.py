@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, bindparam, case, delete, select, update
@@ -153,16 +154,33 @@ class OrderTarget:
     has_physical: bool
 
     def state(self) -> OrderState:
-        return OrderState(
-            status=OrderStatus(self.status),
-            payment_status=PaymentStatus(self.payment_status),
-            fulfillment_status=FulfillmentStatus(self.fulfillment_status),
-            on_hold=bool(self.on_hold),
-            has_physical=bool(self.has_physical),
+        return _state(
+            self.status,
+            self.payment_status,
+            self.fulfillment_status,
+            bool(self.on_hold),
+            bool(self.has_physical),
         )
 
     def snapshot(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in ORDER_AUDIT_FIELDS}
+        return dict(zip(ORDER_AUDIT_FIELDS, _audit_values(self), strict=True))
+
+
+_audit_values = attrgetter(*ORDER_AUDIT_FIELDS)
+
+
+@lru_cache(maxsize=1024)
+def _state(
+    status: str, payment_status: str, fulfillment_status: str, on_hold: bool, has_physical: bool
+) -> OrderState:
+    # A bulk chunk has a handful of distinct states: build each (enums) once.
+    return OrderState(
+        status=OrderStatus(status),
+        payment_status=PaymentStatus(payment_status),
+        fulfillment_status=FulfillmentStatus(fulfillment_status),
+        on_hold=on_hold,
+        has_physical=has_physical,
+    )
 
 
 def load_targets(s: Session, ids: Sequence[int]) -> list[OrderTarget]:
@@ -176,7 +194,8 @@ def load_targets(s: Session, ids: Sequence[int]) -> list[OrderTarget]:
         .order_by(_ORDERS.c.id)
         .with_for_update()
     )
-    return [OrderTarget(*r) for r in s.connection().execute(stmt)]
+    # .all(): one fetchall, not a fetchone per row
+    return [OrderTarget(*r) for r in s.connection().execute(stmt).all()]
 
 
 @dataclass
@@ -845,7 +864,6 @@ class OrderService:
     ) -> BatchOutcome:
         """deliver for each of ``targets`` inside the caller's transaction."""
         out, changes = BatchOutcome(), []
-        delivered: list[dict[str, Any]] = []
         for t in targets:
             problem = self.transition_problem(t.state(), OrderStatus.DELIVERED)
             if problem:
@@ -858,21 +876,21 @@ class OrderService:
                     "fulfillment_status": FulfillmentStatus.FULFILLED.value,
                 },
             )
-            delivered.append({"b_oid": t.id, "b_at": self.ctx.now()})
             ch.event = self._event(t, "delivered", "Delivered")
             changes.append(ch)
         if changes:
+            # Set-based, one statement each for the chunk's shipments and lines.
             conn = s.connection()
+            ids = [c.target.id for c in changes]
             sh = _SHIPMENTS.c
             conn.execute(
                 _SHIPMENTS.update()
-                .where(sh.order_id == bindparam("b_oid"), sh.status != "delivered")
-                .values(status="delivered", delivered_at=bindparam("b_at")),
-                delivered,
+                .where(sh.order_id.in_(ids), sh.status != "delivered")
+                .values(status="delivered", delivered_at=self.ctx.now())
             )
             conn.execute(
                 _LINES.update()
-                .where(_LINES.c.order_id.in_([c.target.id for c in changes]))
+                .where(_LINES.c.order_id.in_(ids))
                 .values(qty_fulfilled=_LINES.c.quantity)
             )
         self._commit(s, "order.deliver", changes, run_id=run_id)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from sqlalchemy import Engine, text
 
 from pulse_tui.domain.filters import OrderFilter, parse_query
 from pulse_tui.domain.money import plain_amount
+from pulse_tui.services import export
 from pulse_tui.services.bulk import Selection
 from pulse_tui.services.errors import Denied, InvalidInput
 from pulse_tui.services.export import (
@@ -195,3 +198,60 @@ def test_bad_columns_and_permissions(small_db: Engine, tmp_path: Path) -> None:
 )
 def test_major_units_is_exact(amount: int, currency: str, text_: str) -> None:
     assert major_units(amount, currency) == text_ == plain_amount(amount, currency)
+
+
+@pytest.mark.parametrize("query", ["", "status:shipped"])
+def test_chunk_boundaries_keep_every_order_with_its_lines_and_tags(
+    bulk_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, query: str
+) -> None:
+    # Small chunks: lines and tags are read per chunk (a range scan of the
+    # order_id index for a dense chunk, an IN list for a sparse one, as with
+    # status:shipped); every order must still get exactly its own.
+    monkeypatch.setattr(export, "CHUNK", 37)
+    with bulk_engine.begin() as c:
+        ids = [r[0] for r in c.execute(text("SELECT id FROM orders ORDER BY id"))]
+        for oid in ids[35:40] + ids[-3:]:  # tags on both sides of a chunk boundary
+            c.execute(
+                text("INSERT INTO order_tags VALUES (:o, 'b-tag'), (:o, 'a-tag')"), {"o": oid}
+            )
+    out = tmp_path / "orders.csv"
+    n = export_orders(ctx(bulk_engine), Selection(parse_query(query, NOW)), "csv", out)
+    with out.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    where = "o.status = 'shipped'" if query else "1"
+    assert n == len(rows) > 37 * 3
+    assert pick(rows) == expected(bulk_engine, where)
+    assert sum(r["tags"] == "a-tag,b-tag" for r in rows) >= (8 if not query else 0)
+
+
+def test_csv_text_is_what_the_csv_module_writes() -> None:
+    columns = [
+        ("plain", "a,b", 'say "hi"', "two\nlines", "cr\r", "", None, "× ü"),
+        (1, None, -5, 0, 10**20, 7, 8, 9),
+        ("x", "y", "z", "", None, "q", "r", "s"),
+    ]
+    buf = io.StringIO()
+    csv.writer(buf).writerows(zip(*columns, strict=True))
+    assert export.csv_lines(list(columns)) == buf.getvalue()
+    lone = [("", None, "a")]  # csv.writer quotes a lone empty cell
+    buf = io.StringIO()
+    csv.writer(buf).writerows(zip(*lone, strict=True))
+    assert export.csv_lines(lone) == buf.getvalue() == '""\r\n""\r\na\r\n'
+
+
+def test_times_are_iso_utc_whichever_way_they_were_stored(small_db: Engine, tmp_path: Path) -> None:
+    d = factories.desk(small_db)
+    d.orders.add_note("PB-100004", "address checked")  # the batch path writes updated_at
+    with small_db.begin() as c:  # and the forms a driver may have written
+        c.execute(text("UPDATE orders SET updated_at = '2026-01-02 03:04:05' WHERE id = 5"))
+        c.execute(text("UPDATE orders SET updated_at = '2026-01-02 04:04:05+01:00' WHERE id = 6"))
+    out = tmp_path / "t.csv"
+    export_orders(d.ctx, ALL, "csv", out, columns=["number", "placed_at", "updated_at"])
+    with out.open(newline="", encoding="utf-8") as fh:
+        rows = {r["number"]: r for r in csv.DictReader(fh)}
+    for r in rows.values():
+        for k in ("placed_at", "updated_at"):
+            assert datetime.fromisoformat(r[k]).utcoffset() == timedelta(0), r
+    assert rows["PB-100004"]["updated_at"].count("+") == 1  # not '...+00:00+00:00'
+    assert rows["PB-100005"]["updated_at"] == "2026-01-02T03:04:05+00:00"
+    assert rows["PB-100006"]["updated_at"] == "2026-01-02T03:04:05+00:00"
