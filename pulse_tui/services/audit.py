@@ -145,7 +145,8 @@ def executemany(
     procs = []
     for name in names:
         bp = compiled.binds[name]
-        procs.append(bp.type.bind_processor(conn.dialect))
+        # the dialect's own type (SQLite stores DateTime as its canonical text)
+        procs.append(bp.type.dialect_impl(conn.dialect).bind_processor(conn.dialect))
     # Column by column: one comprehension per column instead of a call per cell.
     columns: list[list[Any]] = []
     for name, proc in zip(names, procs, strict=True):

@@ -395,3 +395,22 @@ def test_a_process_killed_mid_run_leaves_a_consistent_database(
     r = BulkService(ctx(bulk_engine)).apply(DELIVER)
     assert r.changed == len(untouched)
     assert consistency_problems(bulk_engine) == []
+
+
+def test_batch_writes_store_times_as_the_orm_does(small_db: Engine) -> None:
+    """Events written by the batch path (executemany) and by the ORM store
+    their times in one text format, so SQL ordering and comparisons agree."""
+    import re
+
+    from sqlalchemy import text
+
+    d = factories.desk(small_db)
+    d.orders.add_note("PB-100001", "batch-written")
+    with small_db.connect() as conn:
+        rows = conn.execute(
+            text("SELECT kind, at FROM order_events WHERE order_id = 1 ORDER BY id")
+        ).all()
+    kinds = {k for k, _ in rows}
+    assert {"placed", "note"} <= kinds
+    stamp = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}$")
+    assert all(stamp.match(str(at)) for _, at in rows), rows
