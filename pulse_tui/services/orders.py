@@ -724,11 +724,11 @@ class OrderService:
         else:
             payment.captured = order.total
             # a refund the gateway settled before we saw the capture counts too
-            payment.status = payment_status_after(payment.captured, payment.refunded).value
+            payment.status = _paid_status(payment.captured, payment.refunded)
             payment.card_brand = card_brand or payment.card_brand
             payment.card_last4 = card_last4 or payment.card_last4
         order.paid = order.total
-        order.payment_status = payment_status_after(order.paid, order.refunded).value
+        order.payment_status = _paid_status(order.paid, order.refunded)
         record_event(
             s,
             self.ctx,
@@ -1181,6 +1181,14 @@ def _transition_problem(
 
 def _held_event(reason: str) -> tuple[str, str, dict[str, Any]]:
     return "held", f"On hold: {reason}", {"reason": reason}
+
+
+def _paid_status(paid: int, refunded: int) -> str:
+    """Status of money just taken: paid (a zero total included), unless refunds
+    the gateway settled before we saw the capture already gave some back."""
+    if refunded <= 0:
+        return PaymentStatus.PAID.value
+    return payment_status_after(paid, refunded).value
 
 
 def _id(order: Order) -> int:
