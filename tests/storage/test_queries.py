@@ -615,11 +615,9 @@ def test_day_totals_stay_right_through_service_actions(tmp_path: Path) -> None:
 
 def test_migration_backfills_day_totals_and_customer_index(tmp_path: Path) -> None:
     """Upgrading a database that already holds orders (0002 → 0003) fills both."""
-    from pulse_tui.storage.db import upgrade
-
     from alembic import command
 
-    from pulse_tui.storage.db import alembic_config
+    from pulse_tui.storage.db import alembic_config, upgrade
 
     eng = factories.build_small_db(tmp_path / "up.sqlite")
     command.downgrade(alembic_config(eng), "0003")  # the later revisions, by their own downgrades
