@@ -1,11 +1,12 @@
 """Customer emails in the desk: the notifications screen and the compose/resend dialogs.
 
 ``NotificationsScreen`` lists the outbox across orders (failed first, then
-newest; ``desk.notifications.list_notifications``), by status tab with counts,
-like the refunds screen. ``y`` puts a failed email back in the queue (the same
-message, same Message-ID), ``R`` sends a copy of a sent or failed one (a new
-notification), ``enter`` opens the order. Both confirm first and run in a
-thread worker; the delivery worker (app.py) sends them on its next run.
+newest; ``desk.notifications.list_notifications``), by status tab with counts:
+the work list of screens/worklist.py, like the refunds screen. ``y`` puts a
+failed email back in the queue (the same message, same Message-ID), ``R``
+sends a copy of a sent or failed one (a new notification), ``enter`` opens
+the order. Both confirm first and run in a thread worker; the delivery worker
+(app.py) sends them on its next run.
 
 ``ComposeDialog`` writes a free message to the order's customer: subject and
 body arrive prefilled from ``compose_draft`` (the detail screen fetches it in a
@@ -19,30 +20,24 @@ services refuse anything else anyway.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.markup import escape
-from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, OptionList, Static, TextArea
+from textual.widgets import DataTable, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
-from textual.worker import Worker, WorkerState
 
-from pulse_tui.messages import OpenOrder, OrderChanged
-from pulse_tui.screens.dialogs import ActionDialog, ConfirmDialog, Outcome, Perform
-from pulse_tui.services.errors import ServiceError
+from pulse_tui.messages import OrderChanged
+from pulse_tui.screens.dialogs import ActionDialog, Perform
+from pulse_tui.screens.worklist import LIMIT, WorkListScreen, worklist_bindings
 from pulse_tui.services.notifications import WRITE_PERMISSION
 from pulse_tui.widgets.formatting import absolute_time, relative_time
 
-LIST_GROUP = "notifications-load"
-LIMIT = 500
 MUTED = "$foreground-muted"
 
 # Who may queue, retry and resend customer emails (the services' own
@@ -72,7 +67,6 @@ TABS: list[tuple[str, str, str]] = [
     ("sent", "Sent", "Sent"),
     ("skipped", "Skipped", "Skip"),
 ]
-TAB_IDS = [t for t, _, _ in TABS]
 
 
 def notification_badge(status: str) -> str:
@@ -105,12 +99,6 @@ def send_again(desk: Any, notification_id: int, status: str) -> Any:
     if status in RETRYABLE:
         return desk.notifications.retry(notification_id)
     return desk.notifications.resend(notification_id)
-
-
-def tab_count(tab: str, counts: dict[str, int]) -> int:
-    if tab == "all":
-        return sum(counts.values())
-    return counts.get(tab, 0)
 
 
 # -- compose and resend dialogs -----------------------------------------------------
@@ -228,193 +216,66 @@ class NotificationTable(DataTable[Any]):
     BINDINGS = [Binding("enter", "select_cursor", "Open order", id="notifications.open")]
 
 
-@dataclass(frozen=True)
-class NotificationsLoaded:
-    rows: list[Any]  # NotificationRow
-    counts: dict[str, int]
-    now: datetime
-
-
-class NotificationsScreen(Screen[None]):
+class NotificationsScreen(WorkListScreen):
     """Every customer email across orders, by status; failed ones first."""
 
-    AUTO_FOCUS = "#notifications-table"
-    BINDINGS = [
-        Binding("escape", "back", "Back", id="notifications.back"),
-        Binding("enter", "open_order", "Open order", id="notifications.open_order", show=False),
-        Binding("y", "retry", "Retry", id="notifications.retry"),
-        Binding("R", "resend", "Resend", id="notifications.resend", key_display="R"),
-        Binding(
-            "right_square_bracket",
-            "next_tab",
-            "Next tab",
-            id="notifications.next_tab",
-            key_display="]",
-        ),
-        Binding(
-            "left_square_bracket",
-            "prev_tab",
-            "Prev tab",
-            id="notifications.prev_tab",
-            key_display="[",
-            show=False,
-        ),
-        Binding("ctrl+r", "reload", "Reload", id="notifications.reload", show=False),
-        Binding("j", "cursor(1)", "Down", id="notifications.down", show=False),
-        Binding("k", "cursor(-1)", "Up", id="notifications.up", show=False),
+    PREFIX = "notifications"
+    SCREEN_TITLE = "Customer emails"
+    TABS = TABS
+    TABLE = NotificationTable
+    COLUMNS = [
+        ("id", "#", None),
+        ("order", "Order", None),
+        ("what", "Email", None),
+        ("status", "Status", None),
+        ("tries", "Tries", None),
+        ("when", "When", None),
+        ("why", "Error / subject", 36),
+        ("to", "To", None),
     ]
+    STATUS_STYLE = NOTIFY_STYLE
+    ROW_ACTIONS = {
+        "retry": (SEND_PERMISSION, RETRYABLE),
+        "resend": (SEND_PERMISSION, RESENDABLE),
+    }
+    BINDINGS = worklist_bindings(
+        "notifications",
+        [
+            Binding("y", "retry", "Retry", id="notifications.retry"),
+            Binding("R", "resend", "Resend", id="notifications.resend", key_display="R"),
+        ],
+    )
 
-    def __init__(self, tab: str = "all") -> None:
-        super().__init__()
-        self.tab = tab if tab in TAB_IDS else "all"
-        self.rows: list[Any] = []
-        self.counts: dict[str, int] = {}
-        self.now: datetime | None = None
-        self.loading_rows = False
-        self._stale = False
+    # -- the work list's hooks ---------------------------------------------------------
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("", id="notifications-tabs")
-        yield NotificationTable(id="notifications-table", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="notifications-empty")
-        yield Static("", id="notifications-info")
-        yield Footer(show_command_palette=False)
-
-    def on_mount(self) -> None:
-        self.title = "Customer emails"
-        table = self.table
-        for key, label in (
-            ("id", "#"),
-            ("order", "Order"),
-            ("what", "Email"),
-            ("status", "Status"),
-            ("tries", "Tries"),
-            ("when", "When"),
-        ):
-            table.add_column(label, key=key)
-        table.add_column("Error / subject", key="why", width=36)
-        table.add_column("To", key="to")
-        self.query_one("#notifications-empty").display = False
-        self.show_tabs()
-        self.load()
-
-    def on_resize(self) -> None:
-        self.show_tabs()
-
-    @property
-    def table(self) -> DataTable[Any]:
-        return self.query_one("#notifications-table", DataTable)
-
-    # -- loading ---------------------------------------------------------------
-
-    def load(self, *, quiet: bool = False) -> None:
-        """Read the tab's rows and the counts in a thread; ``quiet`` (the
-        delivery worker's refresh) shows no loading overlay meanwhile."""
-        if not quiet:
-            self.loading_rows = True
-            self.table.loading = True
-        self._load(self.app.desk, self.tab)  # type: ignore[attr-defined]
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group=LIST_GROUP)
-    def _load(self, desk: Any, tab: str) -> NotificationsLoaded:
+    def fetch(self, desk: Any, tab: str) -> tuple[list[Any], dict[str, int]]:
         svc = desk.notifications
         status = None if tab == "all" else tab
         rows = list(svc.list_notifications(status=status, limit=LIMIT))
-        return NotificationsLoaded(rows, dict(svc.counts()), desk.now())
+        return rows, dict(svc.counts())
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        worker = event.worker
-        if worker.group != LIST_GROUP or event.state not in (
-            WorkerState.SUCCESS,
-            WorkerState.ERROR,
-        ):
-            return
-        self.loading_rows = False
-        self.table.loading = False
-        if event.state == WorkerState.SUCCESS:
-            self.show_rows(worker.result)
-        else:
-            error = worker.error
-            text = error.message if isinstance(error, ServiceError) else f"could not load: {error}"
-            self.notify(text, severity="error")
-            self.show_info(escape(text))
-        self.refresh_bindings()
-
-    def _style(self, status: str) -> str:
-        variables = self.app.get_css_variables()
-        colour = variables.get(NOTIFY_STYLE.get(status, "foreground"), "")
-        return f"bold {colour}".strip()
-
-    def show_rows(self, loaded: NotificationsLoaded) -> None:
-        keep = self.current.id if self.current else None
-        self.rows, self.counts, self.now = loaded.rows, loaded.counts, loaded.now
-        self.show_tabs()
-        table = self.table
-        table.clear()
-        for n in loaded.rows:
-            when = getattr(n, "sent_at", None) or n.created_at
-            why = (n.last_error if n.status == "failed" else None) or n.subject or ""
-            table.add_row(
-                str(n.id),
-                getattr(n, "order_number", None) or "—",
-                what_label(n),
-                Text(n.status, style=self._style(n.status)),
-                Text(str(n.attempts), justify="right"),
-                relative_time(when, loaded.now),
-                Text(why, no_wrap=True, overflow="ellipsis"),
-                n.to_addr,
-                key=str(n.id),
-            )
-        empty = self.query_one("#notifications-empty", Static)
-        empty.display = not loaded.rows
-        label = dict((t, lbl) for t, lbl, _ in TABS)[self.tab]
-        empty.update(
-            f"No {label.lower()} emails." if self.tab != "all" else "No customer emails yet."
+    def row_cells(self, n: Any, now: datetime) -> Sequence[Any]:
+        when = getattr(n, "sent_at", None) or n.created_at
+        why = (n.last_error if n.status == "failed" else None) or n.subject or ""
+        return (
+            str(n.id),
+            getattr(n, "order_number", None) or "—",
+            what_label(n),
+            Text(n.status, style=self.status_style(n.status)),
+            Text(str(n.attempts), justify="right"),
+            relative_time(when, now),
+            Text(why, no_wrap=True, overflow="ellipsis"),
+            n.to_addr,
         )
-        if keep is not None:
-            for i, n in enumerate(loaded.rows):
-                if n.id == keep:
-                    table.move_cursor(row=i)
-                    break
-        self.show_current()
 
-    def show_tabs(self) -> None:
-        narrow = self.size.width < 100
-        parts = []
-        for tid, label, short in TABS:
-            text = f"{short if narrow else label} {tab_count(tid, self.counts)}"
-            if tid == self.tab:
-                parts.append(f"[reverse b] {escape(text)} [/]")
-            else:
-                parts.append(f" {escape(text)} ")
-        self.query_one("#notifications-tabs", Static).update("".join(parts))
+    def empty_text(self, label: str) -> str:
+        if self.tab != "all":
+            return f"No {label.lower()} emails."
+        return "No customer emails yet."
 
-    # -- the highlighted email ------------------------------------------------------
-
-    @property
-    def current(self) -> Any | None:
-        if not self.rows:
-            return None
-        row = self.table.cursor_row
-        if 0 <= row < len(self.rows):
-            return self.rows[row]
-        return None
-
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self) -> None:
-        self.show_current()
-        self.refresh_bindings()
-
-    @on(DataTable.RowSelected)
-    def _selected(self) -> None:
-        self.action_open_order()
-
-    def show_current(self) -> None:
-        n = self.current
-        if n is None or self.now is None:
-            self.show_info("")
-            return
+    def info_text(self, n: Any) -> str:
+        if self.now is None:
+            return ""
         order = getattr(n, "order_number", None)
         head = [f"[b]#{n.id}[/]"]
         if order:
@@ -433,76 +294,17 @@ class NotificationsScreen(Screen[None]):
             parts.append(f"[$error]{escape(n.last_error or 'no reason given')}[/]")
         elif getattr(n, "last_error", None):
             parts.append(f"[{MUTED}]last error: {escape(n.last_error)}[/]")
-        self.show_info("\n".join(parts))
+        return "\n".join(parts)
 
-    def show_info(self, text: str) -> None:
-        self.query_one("#notifications-info", Static).update(text)
+    def confirm_number(self, n: Any) -> str:
+        return getattr(n, "order_number", None) or f"email #{n.id}"
 
-    # -- which keys are offered ------------------------------------------------------
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        states = {"retry": RETRYABLE, "resend": RESENDABLE}
-        if action == "open_order":
-            n = self.current
-            return (n is not None and bool(getattr(n, "order_number", None))) or None
-        if action not in states:
-            return True
-        if not self.app.desk.actor.can(SEND_PERMISSION):  # type: ignore[attr-defined]
-            return False
-        n = self.current
-        if n is None or self.loading_rows:
-            return None
-        return n.status in states[action] or None
+    def after_done(self, n: Any) -> None:
+        if getattr(n, "order_id", None) and getattr(n, "order_number", None):
+            self.post_message(OrderChanged(n.order_id, n.order_number))
+        self.load()
 
     # -- actions -------------------------------------------------------------------
-
-    def action_back(self) -> None:
-        if len(self.app.screen_stack) > 1:
-            self.app.pop_screen()
-
-    def action_reload(self) -> None:
-        self.load()
-
-    def action_cursor(self, step: int) -> None:
-        if step > 0:
-            self.table.action_cursor_down()
-        else:
-            self.table.action_cursor_up()
-
-    def show_tab(self, tab: str) -> None:
-        if tab not in TAB_IDS:
-            return
-        self.tab = tab
-        self.show_tabs()
-        self.load()
-
-    def action_next_tab(self) -> None:
-        self.show_tab(TAB_IDS[(TAB_IDS.index(self.tab) + 1) % len(TAB_IDS)])
-
-    def action_prev_tab(self) -> None:
-        self.show_tab(TAB_IDS[(TAB_IDS.index(self.tab) - 1) % len(TAB_IDS)])
-
-    def action_open_order(self) -> None:
-        n = self.current
-        if n is not None and getattr(n, "order_number", None):
-            self.post_message(OpenOrder(n.order_number))
-
-    def _confirm(
-        self, n: Any, run: Callable[[], Any], *, title: str, message: str, yes: str, done: str
-    ) -> None:
-        number = getattr(n, "order_number", None) or f"email #{n.id}"
-
-        def finished(outcome: Outcome | None) -> None:
-            if outcome is None or outcome.kind != "done":
-                return
-            text, level = describe_notification(outcome.result, done)
-            self.notify(text, severity=level)  # type: ignore[arg-type]
-            if getattr(n, "order_id", None) and getattr(n, "order_number", None):
-                self.post_message(OrderChanged(n.order_id, n.order_number))
-            self.load()
-
-        dialog = ConfirmDialog(number, lambda: run(), title=title, message=message, yes=yes)
-        self.app.push_screen(dialog, finished)
 
     def action_retry(self) -> None:
         n = self.current
@@ -510,14 +312,14 @@ class NotificationsScreen(Screen[None]):
             return
         desk = self.app.desk  # type: ignore[attr-defined]
         why = escape(n.last_error or "no reason given")
-        self._confirm(
+        self.confirm(
             n,
             lambda: desk.notifications.retry(n.id),
+            lambda result: describe_notification(result, "queued again"),
             title="Retry email",
             message=f"Email #{n.id} ({escape(what_label(n))}) to {escape(n.to_addr)} "
             f"{escape(n.status)}: {why}.\nPut it back in the queue?",
             yes="Retry",
-            done="queued again",
         )
 
     def action_resend(self) -> None:
@@ -525,31 +327,12 @@ class NotificationsScreen(Screen[None]):
         if n is None:
             return
         desk = self.app.desk  # type: ignore[attr-defined]
-        self._confirm(
+        self.confirm(
             n,
             lambda: desk.notifications.resend(n.id),
+            lambda result: describe_notification(result, "queued as a new copy"),
             title="Resend email",
             message=f"Send email #{n.id} ({escape(what_label(n))}) to "
             f"{escape(n.to_addr)} again, as a new copy?",
             yes="Resend",
-            done="queued as a new copy",
         )
-
-    class Refresh(Message, bubble=False):
-        """Emails changed (here, on another screen or by the delivery worker)."""
-
-        def __init__(self, *, quiet: bool = False) -> None:
-            super().__init__()
-            self.quiet = quiet
-
-    @on(Refresh)
-    def _refresh(self, message: Refresh) -> None:
-        if self.is_current:
-            self.load(quiet=message.quiet)
-        else:
-            self._stale = True  # reload when it is on top again
-
-    def on_screen_resume(self) -> None:
-        if self._stale:
-            self._stale = False
-            self.load()

@@ -8,17 +8,18 @@ enter, or a retried submit, returns the same refund), and, when the refund is
 approved, ``execute_sync`` in the same worker. It dismisses with a
 ``RefundOutcome``; the screen that opened it reports it and reloads.
 
-``RefundsScreen`` lists every refund across orders (failed and waiting for
-approval first), by status tab with counts; its *Requested* tab is the
-approvals queue. Approve, retry and cancel confirm first and run in thread
-workers. Which keys are offered comes from ``Actor.can`` and the refund's
-status; the services refuse anything else anyway.
+``RefundsScreen`` (a ``WorkListScreen``, screens/worklist.py) lists every
+refund across orders (failed and waiting for approval first), by status tab
+with counts; its *Requested* tab is the approvals queue. Approve, retry and
+cancel confirm first and run in thread workers. Which keys are offered comes
+from ``Actor.can`` and the refund's status; the services refuse anything else
+anyway.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -29,15 +30,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
-from textual.message import Message
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.timer import Timer
 from textual.widgets import (
     Button,
     Checkbox,
     DataTable,
-    Footer,
-    Header,
     Input,
     Label,
     OptionList,
@@ -50,8 +48,9 @@ from textual.worker import Worker, WorkerState
 from pulse_tui.domain.money import Money, MoneyError
 from pulse_tui.domain.permissions import Permission
 from pulse_tui.domain.refunds import LinePick, Quote, RefundStatus
-from pulse_tui.messages import OpenOrder, OrderChanged
-from pulse_tui.screens.dialogs import ActionDialog, ConfirmDialog, Outcome, Perform
+from pulse_tui.messages import OrderChanged
+from pulse_tui.screens.dialogs import ActionDialog, Perform
+from pulse_tui.screens.worklist import LIMIT, WorkListScreen, worklist_bindings
 from pulse_tui.services.errors import Conflict, ServiceError
 from pulse_tui.services.refunds import RefundOptions, RefundRequest, RefundRow
 from pulse_tui.widgets.formatting import money, relative_time
@@ -61,7 +60,6 @@ DEBOUNCE_S = 0.25
 OPTIONS_GROUP = "refund-options"
 PREVIEW_GROUP = "refund-preview"
 SUBMIT_GROUP = "refund-submit"
-LIST_GROUP = "refunds-load"
 MUTED = "$foreground-muted"
 CONFLICT_TEXT = "changed by someone else — reloaded"
 
@@ -599,16 +597,6 @@ TABS: list[tuple[str, str, str]] = [
     ("succeeded", "Succeeded", "Done"),
     ("cancelled", "Cancelled", "Canc"),
 ]
-TAB_IDS = [t for t, _, _ in TABS]
-LIMIT = 500
-
-
-def tab_count(tab: str, counts: dict[str, int]) -> int:
-    if tab == "all":
-        return sum(counts.values())
-    if tab == "attention":
-        return counts.get("failed", 0) + counts.get("requested", 0)
-    return counts.get(tab, 0)
 
 
 class RefundTable(DataTable[Any]):
@@ -617,91 +605,42 @@ class RefundTable(DataTable[Any]):
     BINDINGS = [Binding("enter", "select_cursor", "Open order", id="refunds.open")]
 
 
-@dataclass(frozen=True)
-class RefundsLoaded:
-    rows: list[RefundRow]
-    counts: dict[str, int]
-    now: datetime
-
-
-class RefundsScreen(Screen[None]):
+class RefundsScreen(WorkListScreen):
     """Every refund across orders, by status; the Requested tab is the
     approvals queue."""
 
-    AUTO_FOCUS = "#refunds-table"
-    BINDINGS = [
-        Binding("escape", "back", "Back", id="refunds.back"),
-        Binding("enter", "open_order", "Open order", id="refunds.open_order", show=False),
-        Binding("a", "approve", "Approve", id="refunds.approve"),
-        Binding("y", "retry", "Retry", id="refunds.retry"),
-        Binding("c", "cancel_refund", "Cancel refund", id="refunds.cancel"),
-        Binding(
-            "right_square_bracket", "next_tab", "Next tab", id="refunds.next_tab", key_display="]"
-        ),
-        Binding(
-            "left_square_bracket",
-            "prev_tab",
-            "Prev tab",
-            id="refunds.prev_tab",
-            key_display="[",
-            show=False,
-        ),
-        Binding("ctrl+r", "reload", "Reload", id="refunds.reload", show=False),
-        Binding("j", "cursor(1)", "Down", id="refunds.down", show=False),
-        Binding("k", "cursor(-1)", "Up", id="refunds.up", show=False),
+    PREFIX = "refunds"
+    SCREEN_TITLE = "Refunds"
+    TABS = TABS
+    TABLE = RefundTable
+    COLUMNS = [
+        ("id", "#", None),
+        ("order", "Order", None),
+        ("amount", "Amount", None),
+        ("status", "Status", None),
+        ("reason", "Reason", None),
+        ("created", "Created", None),
+        ("by", "By", None),
+        ("why", "Why / note", 36),
     ]
+    STATUS_STYLE = REFUND_STYLE
+    ROW_ACTIONS = {
+        "approve": (Permission.REFUND_ANY, (RefundStatus.REQUESTED,)),
+        "retry": (Permission.REFUND, (RefundStatus.FAILED,)),
+        "cancel_refund": (Permission.REFUND, CANCELLABLE),
+    }
+    BINDINGS = worklist_bindings(
+        "refunds",
+        [
+            Binding("a", "approve", "Approve", id="refunds.approve"),
+            Binding("y", "retry", "Retry", id="refunds.retry"),
+            Binding("c", "cancel_refund", "Cancel refund", id="refunds.cancel"),
+        ],
+    )
 
-    def __init__(self, tab: str = "all") -> None:
-        super().__init__()
-        self.tab = tab if tab in TAB_IDS else "all"
-        self.rows: list[RefundRow] = []
-        self.counts: dict[str, int] = {}
-        self.now: datetime | None = None
-        self.loading_rows = False
-        self._stale = False
+    # -- the work list's hooks ---------------------------------------------------------
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("", id="refunds-tabs")
-        yield RefundTable(id="refunds-table", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="refunds-empty")
-        yield Static("", id="refunds-info")
-        yield Footer(show_command_palette=False)
-
-    def on_mount(self) -> None:
-        self.title = "Refunds"
-        table = self.table
-        for key, label in (
-            ("id", "#"),
-            ("order", "Order"),
-            ("amount", "Amount"),
-            ("status", "Status"),
-            ("reason", "Reason"),
-            ("created", "Created"),
-            ("by", "By"),
-        ):
-            table.add_column(label, key=key)
-        table.add_column("Why / note", key="why", width=36)
-        self.query_one("#refunds-empty").display = False
-        self.show_tabs()
-        self.load()
-
-    def on_resize(self) -> None:
-        self.show_tabs()
-
-    @property
-    def table(self) -> DataTable[Any]:
-        return self.query_one("#refunds-table", DataTable)
-
-    # -- loading ---------------------------------------------------------------
-
-    def load(self) -> None:
-        self.loading_rows = True
-        self.table.loading = True
-        self._load(self.app.desk, self.tab)  # type: ignore[attr-defined]
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group=LIST_GROUP)
-    def _load(self, desk: Any, tab: str) -> RefundsLoaded:
+    def fetch(self, desk: Any, tab: str) -> tuple[list[RefundRow], dict[str, int]]:
         svc = desk.refunds
         if tab == "all":
             rows = svc.list_refunds(limit=LIMIT)
@@ -710,97 +649,30 @@ class RefundsScreen(Screen[None]):
             rows += svc.list_refunds(status="requested", limit=LIMIT)
         else:
             rows = svc.list_refunds(status=tab, limit=LIMIT)
-        return RefundsLoaded(rows, svc.counts(), desk.now())
+        return rows, svc.counts()
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        worker = event.worker
-        if worker.group != LIST_GROUP or event.state not in (
-            WorkerState.SUCCESS,
-            WorkerState.ERROR,
-        ):
-            return
-        self.loading_rows = False
-        self.table.loading = False
-        if event.state == WorkerState.SUCCESS:
-            self.show_rows(worker.result)
-        else:
-            error = worker.error
-            text = error.message if isinstance(error, ServiceError) else f"could not load: {error}"
-            self.notify(text, severity="error")
-            self.show_info(escape(text))
-        self.refresh_bindings()
+    def tab_count(self, tab: str) -> int:
+        if tab == "attention":
+            return self.counts.get("failed", 0) + self.counts.get("requested", 0)
+        return super().tab_count(tab)
 
-    def _style(self, status: str) -> str:
-        variables = self.app.get_css_variables()
-        colour = variables.get(REFUND_STYLE.get(status, "foreground"), "")
-        return f"bold {colour}".strip()
+    def row_cells(self, r: RefundRow, now: datetime) -> Sequence[Any]:
+        why = r.failure_reason or r.note or ""
+        return (
+            str(r.id),
+            r.order_number,
+            Text(money(r.amount, r.currency), justify="right"),
+            Text(r.status, style=self.status_style(r.status)),
+            reason_label(r.reason),
+            relative_time(r.created_at, now),
+            r.created_by,
+            Text(why, no_wrap=True, overflow="ellipsis"),
+        )
 
-    def show_rows(self, loaded: RefundsLoaded) -> None:
-        keep = self.current.id if self.current else None
-        self.rows, self.counts, self.now = loaded.rows, loaded.counts, loaded.now
-        self.show_tabs()
-        table = self.table
-        table.clear()
-        for r in loaded.rows:
-            why = r.failure_reason or r.note or ""
-            table.add_row(
-                str(r.id),
-                r.order_number,
-                Text(money(r.amount, r.currency), justify="right"),
-                Text(r.status, style=self._style(r.status)),
-                reason_label(r.reason),
-                relative_time(r.created_at, loaded.now),
-                r.created_by,
-                Text(why, no_wrap=True, overflow="ellipsis"),
-                key=str(r.id),
-            )
-        empty = self.query_one("#refunds-empty", Static)
-        empty.display = not loaded.rows
-        label = dict((t, lbl) for t, lbl, _ in TABS)[self.tab]
-        empty.update(f"No refunds in {label.lower()}." if self.tab != "all" else "No refunds yet.")
-        if keep is not None:
-            for i, r in enumerate(loaded.rows):
-                if r.id == keep:
-                    table.move_cursor(row=i)
-                    break
-        self.show_current()
+    def empty_text(self, label: str) -> str:
+        return f"No refunds in {label.lower()}." if self.tab != "all" else "No refunds yet."
 
-    def show_tabs(self) -> None:
-        narrow = self.size.width < 100
-        parts = []
-        for tid, label, short in TABS:
-            text = f"{short if narrow else label} {tab_count(tid, self.counts)}"
-            if tid == self.tab:
-                parts.append(f"[reverse b] {escape(text)} [/]")
-            else:
-                parts.append(f" {escape(text)} ")
-        self.query_one("#refunds-tabs", Static).update("".join(parts))
-
-    # -- the highlighted refund ---------------------------------------------------
-
-    @property
-    def current(self) -> RefundRow | None:
-        if not self.rows:
-            return None
-        row = self.table.cursor_row
-        if 0 <= row < len(self.rows):
-            return self.rows[row]
-        return None
-
-    @on(DataTable.RowHighlighted)
-    def _highlighted(self) -> None:
-        self.show_current()
-        self.refresh_bindings()
-
-    @on(DataTable.RowSelected)
-    def _selected(self) -> None:
-        self.action_open_order()
-
-    def show_current(self) -> None:
-        r = self.current
-        if r is None:
-            self.show_info("")
-            return
+    def info_text(self, r: RefundRow) -> str:
         parts = [f"[b]#{r.id}[/] {escape(r.order_number)} {refund_badge(r.status)}"]
         if r.lines:
             parts.append(
@@ -819,80 +691,12 @@ class RefundsScreen(Screen[None]):
             text += f"\n[$error]{escape(r.failure_reason)}[/]"
         elif r.note:
             text += f"\n[{MUTED}]{escape(r.note)}[/]"
-        self.show_info(text)
+        return text
 
-    def show_info(self, text: str) -> None:
-        self.query_one("#refunds-info", Static).update(text)
-
-    # -- which keys are offered ------------------------------------------------------
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        actor = self.app.desk.actor  # type: ignore[attr-defined]
-        needs = {
-            "approve": (Permission.REFUND_ANY, (RefundStatus.REQUESTED,)),
-            "retry": (Permission.REFUND, (RefundStatus.FAILED,)),
-            "cancel_refund": (Permission.REFUND, CANCELLABLE),
-        }
-        if action == "open_order":
-            return self.current is not None or None
-        if action not in needs:
-            return True
-        permission, states = needs[action]
-        if not actor.can(permission):
-            return False
-        r = self.current
-        if r is None or self.loading_rows:
-            return None
-        return r.status in states or None
+    def after_done(self, r: RefundRow) -> None:
+        self.post_message(OrderChanged(r.order_id, r.order_number))  # reloads us too
 
     # -- actions -------------------------------------------------------------------
-
-    def action_back(self) -> None:
-        if len(self.app.screen_stack) > 1:
-            self.app.pop_screen()
-
-    def action_reload(self) -> None:
-        self.load()
-
-    def action_cursor(self, step: int) -> None:
-        table = self.table
-        if step > 0:
-            table.action_cursor_down()
-        else:
-            table.action_cursor_up()
-
-    def show_tab(self, tab: str) -> None:
-        if tab not in TAB_IDS:
-            return
-        self.tab = tab
-        self.show_tabs()
-        self.load()
-
-    def action_next_tab(self) -> None:
-        self.show_tab(TAB_IDS[(TAB_IDS.index(self.tab) + 1) % len(TAB_IDS)])
-
-    def action_prev_tab(self) -> None:
-        self.show_tab(TAB_IDS[(TAB_IDS.index(self.tab) - 1) % len(TAB_IDS)])
-
-    def action_open_order(self) -> None:
-        r = self.current
-        if r is not None:
-            self.post_message(OpenOrder(r.order_number))
-
-    def _confirm(
-        self, r: RefundRow, run: Callable[[], Any], *, title: str, message: str, yes: str, **kw: Any
-    ) -> None:
-        def done(outcome: Outcome | None) -> None:
-            if outcome is None or outcome.kind != "done":
-                return
-            text, level = describe_refund(outcome.result)
-            self.notify(text, severity=level)  # type: ignore[arg-type]
-            self.post_message(OrderChanged(r.order_id, r.order_number))  # reloads us too
-
-        dialog = ConfirmDialog(
-            r.order_number, lambda: run(), title=title, message=message, yes=yes, **kw
-        )
-        self.app.push_screen(dialog, done)
 
     def action_approve(self) -> None:
         r = self.current
@@ -900,9 +704,10 @@ class RefundsScreen(Screen[None]):
             return
         desk = self.app.desk  # type: ignore[attr-defined]
         amount = escape(money(r.amount, r.currency))
-        self._confirm(
+        self.confirm(
             r,
             lambda: send_if_approved(desk, desk.refunds.approve(r.id)),
+            describe_refund,
             title="Approve refund",
             message=f"Approve refund #{r.id} of [b]{amount}[/] on {escape(r.order_number)}? "
             f"It is sent to {escape(r.gateway or 'the gateway')} at once.",
@@ -915,9 +720,10 @@ class RefundsScreen(Screen[None]):
             return
         desk = self.app.desk  # type: ignore[attr-defined]
         why = escape(r.failure_reason or "no reason given")
-        self._confirm(
+        self.confirm(
             r,
             lambda: send_if_approved(desk, desk.refunds.retry(r.id)),
+            describe_refund,
             title="Retry refund",
             message=f"Refund #{r.id} failed: {why}.\nSend it again as a new attempt?",
             yes="Retry",
@@ -929,27 +735,13 @@ class RefundsScreen(Screen[None]):
             return
         desk = self.app.desk  # type: ignore[attr-defined]
         amount = escape(money(r.amount, r.currency))
-        self._confirm(
+        self.confirm(
             r,
             lambda: desk.refunds.cancel(r.id),
+            describe_refund,
             title="Cancel refund",
             message=f"Cancel refund #{r.id} of [b]{amount}[/] on {escape(r.order_number)}? "
             "Nothing is sent; the amount becomes refundable again.",
             yes="Yes, cancel refund",
             destructive=True,
         )
-
-    class Refresh(Message, bubble=False):
-        """An order changed (here, on another screen or by the payment sync)."""
-
-    @on(Refresh)
-    def _refresh(self) -> None:
-        if self.is_current:
-            self.load()
-        else:
-            self._stale = True  # reload when it is on top again
-
-    def on_screen_resume(self) -> None:
-        if self._stale:
-            self._stale = False
-            self.load()
