@@ -161,42 +161,14 @@ def _event_context(kind: str, data: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def enqueue_for_event(session: Session, ctx: Context, order: Order, ev: OrderEvent) -> None:
-    """The outbox row for one event (``record_event``'s hook), in its session."""
-    pol = _policy(ctx)
-    template = rules.template_for(ev.kind, pol.events) if pol.enabled else None
-    if template is None:
+    """The outbox row for one event (``record_event``'s hook), in its session:
+    the batch path with a batch of one. The event is flushed first, so a
+    "skipped" note lands after it on the timeline."""
+    if order.id is None:
         return
-    customer = session.get(Customer, order.customer_id)
-    if customer is None or customer.id is None or order.id is None:
-        return
-    to, skip = _recipient(customer.email, customer.no_transactional_email)
-    session.add(
-        Notification(
-            order_id=order.id,
-            customer_id=customer.id,
-            kind=ev.kind,
-            template=template,
-            to_addr=to,
-            context=_event_context(ev.kind, ev.data),
-            status=NotificationStatus.SKIPPED if skip else NotificationStatus.QUEUED,
-            last_error=skip,
-            next_attempt_at=None if skip else ev.at,
-            message_id=new_message_id(pol.domain),
-            created_at=ev.at,
-            created_by=ev.actor,
-        )
-    )
-    if skip:
-        session.add(
-            OrderEvent(
-                order_id=order.id,
-                at=ev.at,
-                kind=rules.EVENT_SKIPPED,
-                actor=ev.actor,
-                message=rules.skipped_message(skip),
-                data={"template": template},
-            )
-        )
+    session.flush()
+    row = EventRow(order.id, ev.at, ev.kind, ev.actor, ev.message, dict(ev.data or {}))
+    enqueue_for_rows(session, [row], ctx)
 
 
 def enqueue_for_rows(
@@ -207,7 +179,7 @@ def enqueue_for_rows(
     pol = _policy(ctx)
     if not pol.enabled:
         return
-    wanted = [r for r in rows if r.kind in pol.events]
+    wanted = [r for r in rows if rules.template_for(r.kind, pol.events) is not None]
     if not wanted:
         return
     conn = session.connection()
