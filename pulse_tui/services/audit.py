@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Table
+from sqlalchemy import JSON, Connection, CursorResult, Dialect, Table
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.types import TypeEngine
 
 from pulse_tui.domain.notifications import EVENT_TEMPLATES
 from pulse_tui.storage.models import AuditEntry, Order, OrderEvent
@@ -121,6 +123,11 @@ class EventRow:
 
 @dataclass
 class AuditRow:
+    """One audit entry of a batch. ``before``/``after`` hold plain JSON values
+    (str, int, float, bool, None, lists, dicts): batch callers build them from
+    database columns, so they are written as they are (``record_audit``
+    converts anything else with ``str``)."""
+
     at: datetime
     actor: str
     action: str
@@ -139,38 +146,45 @@ def executemany(
     (~10 µs a row); this compiles once, looks up each parameter's bind
     processor (the same conversions: JSON, DateTime, ...) once, and hands the
     driver plain tuples or dicts for its paramstyle. Same SQL, same values.
+    A column's repeated values (a batch shares its time) are converted once.
     """
     compiled = stmt.compile(dialect=conn.dialect, column_keys=list(rows[0]))
     names: list[str] = list(compiled.positiontup or []) or list(compiled.binds)
-    procs = []
-    for name in names:
-        bp = compiled.binds[name]
-        # the dialect's own type (SQLite stores DateTime as its canonical text)
-        procs.append(bp.type.dialect_impl(conn.dialect).bind_processor(conn.dialect))
     # Column by column: one comprehension per column instead of a call per cell.
     columns: list[list[Any]] = []
-    for name, proc in zip(names, procs, strict=True):
-        if name in rows[0]:
-            values = [r[name] for r in rows]
-        else:  # a literal bound in the statement itself
-            values = [compiled.binds[name].value] * len(rows)
-        if proc is not None:
-            values = [None if v is None else proc(v) for v in values]
-        columns.append(values)
+    for name in names:
+        bp = compiled.binds[name]
+        # (a parameter the rows do not name is a literal bound in the statement)
+        values = [r[name] for r in rows] if name in rows[0] else [bp.value] * len(rows)
+        columns.append(_processed(bp.type, conn.dialect, values))
     params: list[Any] = list(zip(*columns, strict=True))
     if compiled.positiontup is None:
         params = [dict(zip(names, t, strict=True)) for t in params]
     return conn.exec_driver_sql(compiled.string, params)
 
 
-_JSON_SCALARS = (str, int, float, bool, type(None), list, dict)
+# json.dumps' own encoder without the circular-reference check (rows are trees):
+# the same text, without dumps' and SQLAlchemy's per-call wrappers.
+_JSON_TEXT = json.JSONEncoder(check_circular=False).encode
 
 
-def _plain(d: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``_jsonable`` for many rows (a type tuple built once, not per value)."""
-    if d is None:
-        return None
-    return {k: v if isinstance(v, _JSON_SCALARS) else str(v) for k, v in d.items()}
+def _processed(type_: TypeEngine[Any], dialect: Dialect, values: list[Any]) -> list[Any]:
+    """``values`` as the driver takes them (the dialect's own bind processor)."""
+    if isinstance(type_, JSON) and dialect._json_serializer is None:  # type: ignore[attr-defined]
+        # Python None stays SQL NULL (as before), everything else is JSON text.
+        return [None if v is None else _JSON_TEXT(v) for v in values]
+    # the dialect's own type (SQLite stores DateTime as its canonical text)
+    proc = type_.dialect_impl(dialect).bind_processor(dialect)
+    if proc is None:
+        return values
+    try:
+        distinct = set(values)
+    except TypeError:  # unhashable values: convert each
+        return [None if v is None else proc(v) for v in values]
+    if len(distinct) == len(values):
+        return [None if v is None else proc(v) for v in values]
+    done = {v: proc(v) for v in distinct if v is not None}
+    return [done.get(v) for v in values]
 
 
 def record_events(session: Session, rows: Sequence[EventRow], ctx: Context | None = None) -> None:
@@ -217,8 +231,8 @@ def record_audits(session: Session, rows: Sequence[AuditRow]) -> None:
                 "action": r.action,
                 "entity": r.entity,
                 "entity_id": r.entity_id,
-                "before": _plain(r.before),
-                "after": _plain(r.after),
+                "before": r.before,
+                "after": r.after,
             }
             for r in rows
         ],
