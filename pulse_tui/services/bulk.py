@@ -50,6 +50,7 @@ from pulse_tui.domain.status import (
 from pulse_tui.storage.db import read_session, write_session
 from pulse_tui.storage.models import Customer, Notification, Order, OrderEvent, OrderTag, Return
 from pulse_tui.storage.queries import filter_clauses
+from pulse_tui.storage.sql import id_in
 
 from .audit import record_audit, table_of
 from .context import Context
@@ -63,9 +64,11 @@ from .orders import (
     clean_hold_reason,
     clean_note,
     clean_tracking,
+    fetch_targets,
     load_targets,
     normalize_tags,
     parse_cancel_reason,
+    select_targets,
     transition_target,
 )
 
@@ -240,7 +243,7 @@ class BulkService:
         """The selection as WHERE clause lists (one for a filter, one per id chunk)."""
         if selection.ids:
             for chunk in _chunks(sorted(set(selection.ids)), ID_CHUNK):
-                yield [_ORDERS.c.id.in_(chunk)]
+                yield [id_in(s, _ORDERS.c.id, chunk)]
         else:
             yield filter_clauses(s, selection.filter or OrderFilter())
 
@@ -367,23 +370,23 @@ class BulkService:
                     if selection.ids:
                         start = bisect.bisect_right(ids, after_id)
                         chunk_ids = ids[start : start + size]
+                        if not chunk_ids:
+                            return None
+                        targets = load_targets(s, chunk_ids)  # some may be gone
+                        last = chunk_ids[-1]
                     else:
                         f = selection.filter or OrderFilter()
-                        chunk_ids = list(
-                            s.connection()
-                            .execute(
-                                select(_ORDERS.c.id)
-                                .where(and_(true(), *filter_clauses(s, f)), _ORDERS.c.id > after_id)
-                                .order_by(_ORDERS.c.id)
-                                .limit(size)
-                            )
-                            .scalars()
+                        targets = fetch_targets(
+                            s,
+                            select_targets()
+                            .where(and_(true(), *filter_clauses(s, f)), _ORDERS.c.id > after_id)
+                            .limit(size),
                         )
-                    if not chunk_ids:
-                        return None
-                    targets = load_targets(s, chunk_ids)
+                        if not targets:
+                            return None
+                        last = targets[-1].id
                     outcome = op.run(s, targets, run_id)
-                    return chunk_ids[-1], len(targets), outcome
+                    return last, len(targets), outcome
             except Conflict:
                 if attempt == CONFLICT_RETRIES - 1:
                     raise

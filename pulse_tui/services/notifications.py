@@ -77,6 +77,7 @@ from pulse_tui.storage.models import (
     Return,
     Shipment,
 )
+from pulse_tui.storage.sql import id_in
 
 from .audit import (
     AuditRow,
@@ -194,9 +195,9 @@ def enqueue_for_rows(
                 _CUSTOMERS.c.no_transactional_email,
             )
             .join(_CUSTOMERS, _CUSTOMERS.c.id == _ORDERS.c.customer_id)
-            .where(_ORDERS.c.id.in_(ids[i : i + _IN_CHUNK]))
+            .where(id_in(conn, _ORDERS.c.id, ids[i : i + _IN_CHUNK]))
         )
-        for oid, cid, email, opted_out in conn.execute(stmt):
+        for oid, cid, email, opted_out in conn.execute(stmt).all():
             who[oid] = (cid, email, bool(opted_out))
     notes: list[dict[str, Any]] = []
     out: list[dict[str, Any]] = []
@@ -652,7 +653,7 @@ class NotificationService:
                 .join(_CUSTOMERS, _CUSTOMERS.c.id == _ORDERS.c.customer_id)
                 .where(_ORDERS.c.id.in_(chunk))
             )
-            for oid, cid, email, opted_out in conn.execute(stmt):
+            for oid, cid, email, opted_out in conn.execute(stmt).all():
                 who[oid] = (cid, email, bool(opted_out))
             dup = select(n_c.order_id).where(
                 n_c.order_id.in_(chunk),

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import lru_cache
 from operator import attrgetter
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, case, delete, select, update
+from sqlalchemy import CursorResult, Select, bindparam, case, delete, select, update
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -51,12 +50,12 @@ from pulse_tui.storage.models import (
     Shipment,
 )
 from pulse_tui.storage.search import reindex_orders
+from pulse_tui.storage.sql import id_in
 
 from .audit import (
     ORDER_AUDIT_FIELDS,
     AuditRow,
     EventRow,
-    executemany,
     order_snapshot,
     record_audit,
     record_audits,
@@ -68,6 +67,8 @@ from .context import Context
 from .errors import Conflict, InvalidInput, NotFound, RuleViolation
 
 MAX_QUANTITY = 10_000
+# ids per guarded UPDATE, under every database's parameter limit
+_IN_CHUNK = 5_000
 
 
 @dataclass(frozen=True)
@@ -183,19 +184,24 @@ def _state(
     )
 
 
-def load_targets(s: Session, ids: Sequence[int]) -> list[OrderTarget]:
-    """The orders with these ids that exist, in id order, row-locked where the
-    database can (FOR UPDATE; SQLite's BEGIN IMMEDIATE already holds the lock)."""
-    if not ids:
-        return []
-    stmt = (
-        select(*(_ORDERS.c[n] for n in TARGET_COLUMNS))
-        .where(_ORDERS.c.id.in_(list(ids)))
-        .order_by(_ORDERS.c.id)
-        .with_for_update()
-    )
+def select_targets() -> Select[Any]:
+    """The use cases' view of orders (``OrderTarget`` columns) in id order,
+    row-locked where the database can (FOR UPDATE; SQLite's BEGIN IMMEDIATE
+    already holds the lock). Callers add the WHERE."""
+    cols = (_ORDERS.c[n] for n in TARGET_COLUMNS)
+    return select(*cols).order_by(_ORDERS.c.id).with_for_update()
+
+
+def fetch_targets(s: Session, stmt: Select[Any]) -> list[OrderTarget]:
     # .all(): one fetchall, not a fetchone per row
     return [OrderTarget(*r) for r in s.connection().execute(stmt).all()]
+
+
+def load_targets(s: Session, ids: Sequence[int]) -> list[OrderTarget]:
+    """The orders with these ids that exist, in id order, row-locked."""
+    if not ids:
+        return []
+    return fetch_targets(s, select_targets().where(id_in(s, _ORDERS.c.id, ids)))
 
 
 @dataclass
@@ -207,13 +213,15 @@ class BatchOutcome:
     skipped: list[tuple[OrderTarget, str]] = field(default_factory=list)
 
 
+EventSpec = tuple[str, str, dict[str, Any]]  # kind, message, data of a timeline event
+
+
 @dataclass
 class _Change:
     target: OrderTarget  # updated in place to the after-state
     before: dict[str, Any]
     values: dict[str, Any]  # the order columns this use case sets
-    updated_at: datetime
-    event: EventRow | None = None
+    event: EventSpec | None = None  # written by _commit, at the commit's time
     tags: tuple[list[str], list[str]] | None = None  # (before, after) when tags changed
 
 
@@ -359,16 +367,11 @@ class OrderService:
     def _change(self, t: OrderTarget, values: dict[str, Any]) -> _Change:
         """Start changing ``t``: its before-image, the new values, the version bump."""
         before = t.snapshot()
-        ch = _Change(t, before, values, self.ctx.now())
+        ch = _Change(t, before, values)
         for k, v in values.items():
             setattr(t, k, v)
         t.version += 1
         return ch
-
-    def _event(
-        self, t: OrderTarget, kind: str, message: str, data: dict[str, Any] | None = None
-    ) -> EventRow:
-        return EventRow(t.id, self.ctx.now(), kind, self.ctx.actor.label, message, data or {})
 
     def _commit(
         self,
@@ -379,32 +382,43 @@ class OrderService:
         run_id: str | None,
         before_audit: Callable[[], None] | None = None,
     ) -> None:
-        """Write ``changes``: guarded UPDATEs, events, (``before_audit``), audit entries."""
+        """Write ``changes``: guarded UPDATEs, events, (``before_audit``), audit entries.
+
+        One time for the whole batch (it is one transaction). Orders that were at
+        the same version and get the same new values are updated by one
+        statement guarded on that version; fewer rows updated than asked means
+        someone else changed one meanwhile: Conflict, and the caller's
+        transaction rolls back.
+        """
         if not changes:
             return
-        params = [
-            {
-                "b_id": c.target.id,
-                "b_version": c.before["version"],
-                "version": c.target.version,
-                "updated_at": c.updated_at,
-                **c.values,
-            }
-            for c in changes
-        ]
-        stmt = _ORDERS.update().where(
-            _ORDERS.c.id == bindparam("b_id"), _ORDERS.c.version == bindparam("b_version")
-        )
-        res = executemany(s.connection(), stmt, params)
-        if res.rowcount != len(params):
-            raise Conflict(
-                f"{len(params) - res.rowcount} of these orders were changed by someone else "
-                "meanwhile; reload and retry"
-            )
-        events = [c.event for c in changes if c.event is not None]
-        if run_id is not None:
-            for ev in events:
-                ev.data["bulk_run"] = run_id
+        now = self.ctx.now()
+        groups: dict[tuple[int, tuple[tuple[str, Any], ...]], list[int]] = {}
+        for c in changes:
+            key = (c.before["version"], tuple(c.values.items()))
+            groups.setdefault(key, []).append(c.target.id)
+        conn = s.connection()
+        for (version, values), ids in groups.items():
+            for i in range(0, len(ids), _IN_CHUNK):
+                part = ids[i : i + _IN_CHUNK]
+                res = conn.execute(
+                    _ORDERS.update()
+                    .where(_ORDERS.c.version == version, id_in(conn, _ORDERS.c.id, part))
+                    .values({**dict(values), "version": version + 1, "updated_at": now})
+                )
+                if res.rowcount != len(part):
+                    raise Conflict(
+                        f"{len(part) - res.rowcount} of these orders were changed by someone "
+                        "else meanwhile; reload and retry"
+                    )
+        actor = self.ctx.actor.label
+        events = []
+        for c in changes:
+            if c.event is not None:
+                kind, message, data = c.event
+                if run_id is not None:
+                    data = {**data, "bulk_run": run_id}
+                events.append(EventRow(c.target.id, now, kind, actor, message, data))
         record_events(s, events, self.ctx)
         if before_audit is not None:
             before_audit()
@@ -415,17 +429,7 @@ class OrderService:
                 before, after = {**before, "tags": c.tags[0]}, {**after, "tags": c.tags[1]}
             if run_id is not None:
                 after["bulk_run"] = run_id
-            audits.append(
-                AuditRow(
-                    self.ctx.now(),
-                    self.ctx.actor.label,
-                    action,
-                    "order",
-                    c.target.number,
-                    before,
-                    after,
-                )
-            )
+            audits.append(AuditRow(now, actor, action, "order", c.target.number, before, after))
         record_audits(s, audits)
 
     def _line_rows(self, s: Session, ids: Sequence[int]) -> dict[int, list[Any]]:
@@ -446,7 +450,7 @@ class OrderService:
                 c.qty_fulfilled,
                 c.qty_refunded,
             )
-            .where(c.order_id.in_(list(ids)))
+            .where(id_in(s, c.order_id, ids))
             .order_by(c.id)
         )
         for r in s.connection().execute(stmt):
@@ -762,7 +766,7 @@ class OrderService:
                 out.skipped.append((t, problem))
                 continue
             ch = self._change(t, {"status": OrderStatus.PROCESSING.value})
-            ch.event = self._event(t, "status", "pending → processing")
+            ch.event = _event("status", "pending → processing")
             changes.append(ch)
         self._commit(s, "order.start_processing", changes, run_id=run_id)
         out.changed = [c.target for c in changes]
@@ -835,8 +839,7 @@ class OrderService:
                     "lines": shipped,
                 }
             )
-            ch.event = self._event(
-                t,
+            ch.event = _event(
                 "shipped",
                 f"Shipped with {carrier}, tracking {number}",
                 {"carrier": carrier, "tracking": number, "lines": shipped},
@@ -876,7 +879,7 @@ class OrderService:
                     "fulfillment_status": FulfillmentStatus.FULFILLED.value,
                 },
             )
-            ch.event = self._event(t, "delivered", "Delivered")
+            ch.event = _event("delivered", "Delivered")
             changes.append(ch)
         if changes:
             # Set-based, one statement each for the chunk's shipments and lines.
@@ -885,12 +888,12 @@ class OrderService:
             sh = _SHIPMENTS.c
             conn.execute(
                 _SHIPMENTS.update()
-                .where(sh.order_id.in_(ids), sh.status != "delivered")
+                .where(id_in(conn, sh.order_id, ids), sh.status != "delivered")
                 .values(status="delivered", delivered_at=self.ctx.now())
             )
             conn.execute(
                 _LINES.update()
-                .where(_LINES.c.order_id.in_(ids))
+                .where(id_in(conn, _LINES.c.order_id, ids))
                 .values(qty_fulfilled=_LINES.c.quantity)
             )
         self._commit(s, "order.deliver", changes, run_id=run_id)
@@ -942,7 +945,7 @@ class OrderService:
                 },
             )
             msg = f"Cancelled: {reason.value.replace('_', ' ')}" + (f" — {note}" if note else "")
-            ch.event = self._event(t, "cancelled", msg, {"reason": reason.value})
+            ch.event = _event("cancelled", msg, {"reason": reason.value})
             changes.append(ch)
         ids = [c.target.id for c in changes]
         reserved: dict[int, int] = {}
@@ -1022,7 +1025,7 @@ class OrderService:
                 out.skipped.append((t, problem))
                 continue
             ch = self._change(t, {"on_hold": True, "hold_reason": reason})
-            ch.event = self._event(t, *_held_event(reason))
+            ch.event = _event(*_held_event(reason))
             changes.append(ch)
         self._commit(s, "order.hold", changes, run_id=run_id)
         out.changed = [c.target for c in changes]
@@ -1061,8 +1064,7 @@ class OrderService:
                 continue
             was = t.hold_reason
             ch = self._change(t, {"on_hold": False, "hold_reason": None})
-            ch.event = self._event(
-                t,
+            ch.event = _event(
                 "released",
                 "Released from hold" + (f": {note}" if note else ""),
                 {"was": was},
@@ -1090,7 +1092,7 @@ class OrderService:
         changes = []
         for t in targets:
             ch = self._change(t, {})
-            ch.event = self._event(t, "note", text)
+            ch.event = _event("note", text)
             changes.append(ch)
         self._commit(s, "order.note", changes, run_id=run_id)
         return BatchOutcome(changed=[c.target for c in changes])
@@ -1148,8 +1150,8 @@ class OrderService:
             inserts += [{"order_id": t.id, "tag": x} for x in added]
             deletes += [{"b_oid": t.id, "b_tag": x} for x in removed]
             parts = [f"+{x}" for x in added] + [f"-{x}" for x in removed]
-            ch.event = self._event(
-                t, "tagged", "Tags " + " ".join(parts), {"added": added, "removed": removed}
+            ch.event = _event(
+                "tagged", "Tags " + " ".join(parts), {"added": added, "removed": removed}
             )
             changes.append(ch)
         conn = s.connection()
@@ -1179,7 +1181,11 @@ def _transition_problem(
     return None
 
 
-def _held_event(reason: str) -> tuple[str, str, dict[str, Any]]:
+def _event(kind: str, message: str, data: dict[str, Any] | None = None) -> EventSpec:
+    return kind, message, data or {}
+
+
+def _held_event(reason: str) -> EventSpec:
     return "held", f"On hold: {reason}", {"reason": reason}
 
 
