@@ -3,6 +3,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from pulse_tui.config import NOTIFY_EVENTS
 from pulse_tui.domain import notifications as n
@@ -91,3 +94,61 @@ def test_message_ids() -> None:
     assert n.message_id_domain("Pulse <orders@shop.example>") == "shop.example"
     assert n.message_id_domain("nobody") == "pulse.local"
     assert n.message_id("abc", "shop.example") == "<pulse.abc@shop.example>"
+
+
+_LOCAL = st.from_regex(r"\A[A-Za-z0-9._%+'!#~-]{1,70}\Z")
+_LABEL = st.from_regex(r"\A[A-Za-z0-9-]{1,12}\Z")
+_DOMAIN = st.one_of(
+    st.lists(_LABEL, min_size=1, max_size=4).map(".".join),
+    st.sampled_from(
+        [
+            "Example.COM",
+            "gmail.com",
+            "pulse.local",
+            "localhost",
+            "example.test",
+            "xn--mller-kva.de",
+            "müller.de",
+            "[192.168.0.1]",
+            "a..b.com",
+            "-a.com",
+            "a.123",
+            "x" * 64 + ".com",
+            ("abcdefghi." * 25) + "com",
+        ]
+    ),
+)
+_ADDRESS = st.one_of(
+    st.builds(lambda lo, d: f"{lo}@{d}", _LOCAL, _DOMAIN),
+    st.builds(
+        lambda lo, d: f"{lo}@{d}",
+        st.sampled_from(["Postmaster", "ABUSE", '"quoted"', "jürgen", "a b", ".a", "a."]),
+        _DOMAIN,
+    ),
+    st.emails().map(str),
+    st.text(max_size=30),
+)
+
+
+def _library_answer(address: str) -> str:
+    """What email-validator itself says, in normalize_email's terms."""
+    text = address.strip()
+    if not text:
+        return "error: " + n.NO_ADDRESS
+    try:
+        return str(validate_email(text, check_deliverability=False).normalized)
+    except EmailNotValidError as exc:
+        return f"error: invalid email address {text!r}: {exc}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ADDRESS)
+@example("a" * 60 + "@" + "abcdefghi." * 20 + "com")  # valid domain, address too long
+@example("a" * 65 + "@example.com")  # a long local part (allowed unless strict)
+def test_normalize_email_answers_as_email_validator_does(address: str) -> None:
+    """The per-domain fast path gives email-validator's own answer, message included."""
+    try:
+        got = n.normalize_email(address)
+    except n.AddressError as exc:
+        got = f"error: {exc}"
+    assert got == _library_answer(address)
