@@ -414,3 +414,14 @@ def test_mail_and_notification_settings_from_file_and_environment(
         load_mail({})
     st = Settings(database_url=f"sqlite:///{tmp_path}/db/pulse.sqlite")
     assert st.mail_dir() == tmp_path / "db" / "outbox"
+
+
+def test_message_ids_are_unique_within_and_across_batches() -> None:
+    from itertools import islice
+
+    from pulse_tui.services.notifications import message_ids
+
+    a = list(islice(message_ids("shop.example"), 500))
+    b = list(islice(message_ids("shop.example"), 500))
+    assert len(set(a) | set(b)) == 1000
+    assert all(m.startswith("<pulse.") and m.endswith("@shop.example>") for m in a + b)
