@@ -39,7 +39,7 @@ from pulse_tui.services.bulk import BulkKind, BulkRequest, BulkService, Selectio
 from pulse_tui.services.context import Context
 from pulse_tui.storage.db import ensure_schema, make_engine
 
-from .run import BENCH_NOW, CACHE, bench_actor, build
+from .run import BENCH_NOW, bench_actor, build
 
 TARGET_S = 2.0
 TARGET_RATIO = 3.0
@@ -292,9 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         help="bulk transition with notifications off (no outbox rows on either side)",
     )
     args = ap.parse_args(argv)
-    src = CACHE / f"bench-{args.orders}.sqlite"
-    if not src.exists():
-        src = build(args.orders)
+    src = build(args.orders)  # built once, or brought up to the schema once (not per copy)
     print(f"database: {src} (copied per run); load: {os.getloadavg()}", file=sys.stderr)
     ok = True
     if not args.no_transition:

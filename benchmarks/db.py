@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from pulse_tui.domain.filters import parse_query
 from pulse_tui.storage import queries
 from pulse_tui.storage.db import read_session
-from pulse_tui.storage.search import fts_query, trigram_query
+from pulse_tui.storage.search import address_piece, fts_query, text_plan, trigram_query
 
 
 @dataclass
@@ -98,42 +98,55 @@ def _raw_page(
     return run
 
 
-def _fts(conn: sqlite3.Connection, text: str, where: str = "", params: tuple = ()):
-    """The floor for free text: FTS5 walks its hits newest first (rowid DESC)."""
-    cond = "WHERE order_search MATCH ?" + (f" AND {where}" if where else "")
-    return _raw_page(
-        conn,
-        cond,
-        (fts_query(text), *params),
-        source="order_search s JOIN orders o ON o.id = s.rowid",
+def _stream_sql(index: str, where: str, narrow: bool) -> str:
+    """One newest-first stream of a page: driven by an FTS5 table (rowid = order
+    id), the other filter ``where`` checked on the row, or (``narrow``) merged
+    with the orders passing it in id order (INTERSECT, the (status, id) index)."""
+    if narrow:
+        return RAW_PAGE.format(
+            source="orders o",
+            where=f"WHERE o.id IN (SELECT rowid FROM {index} WHERE {index} MATCH ? "
+            f"INTERSECT SELECT id FROM orders o WHERE {where} ORDER BY 1 DESC LIMIT 51)",
+            order="o.id DESC",
+        )
+    return RAW_PAGE.format(
+        source=f"{index} s JOIN orders o ON o.id = s.rowid",
+        where=f"WHERE {index} MATCH ?" + (f" AND {where}" if where else ""),
         order="s.rowid DESC",
     )
 
 
-def _text(conn: sqlite3.Connection, text: str, where: str = "", params: tuple = ()):
-    """The floor for free text as the desk defines it since migration 0003:
-    FTS word prefixes (newest first) merged with the orders of customers whose
-    name or email contains the text (trigram index, 3+ characters)."""
-    words = _fts(conn, text, where, params)
-    tri = trigram_query(text)
-    if tri is None:
-        return words
-    cond = (
-        "WHERE o.customer_id IN (SELECT rowid FROM customer_search WHERE customer_search MATCH ?)"
-    )
-    sql = RAW_PAGE.format(
-        source="orders o", where=cond + (f" AND {where}" if where else ""), order="o.id DESC"
-    )
-    fts_sql = RAW_PAGE.format(
-        source="order_search s JOIN orders o ON o.id = s.rowid",
-        where="WHERE order_search MATCH ?" + (f" AND {where}" if where else ""),
-        order="s.rowid DESC",
-    )
-    q = fts_query(text)
+def _text(
+    conn: sqlite3.Connection, text: str, where: str = "", params: tuple = (), narrow: bool = False
+) -> Callable[[], list[int]]:
+    """The floor for free text as the desk defines it (``search.text_plan``):
+    word prefixes in ``order_search`` and/or substrings of the customer's name
+    or email in ``order_customer_search`` (migration 0006), each walked newest
+    first; "or" merges the two pages, "and" intersects the two id sets."""
+    plan = text_plan(text)
+    if plan.words and plan.substring and plan.combine == "and":
+        sql = RAW_PAGE.format(
+            source="orders o",
+            where="WHERE o.id IN (SELECT rowid FROM order_search WHERE order_search MATCH ? "
+            "INTERSECT SELECT rowid FROM order_customer_search "
+            "WHERE order_customer_search MATCH ?)" + (f" AND {where}" if where else ""),
+            order="o.id DESC",
+        )
+        runs = [(sql, (plan.words, plan.substring, *params))]
+    else:
+        runs = [
+            (_stream_sql(index, where, narrow), (expr, *params))
+            for index, expr in (
+                ("order_search", plan.words),
+                ("order_customer_search", plan.substring),
+            )
+            if expr is not None
+        ]
 
     def run() -> list[int]:
-        rows = {r[0]: r for r in conn.execute(fts_sql, (q, *params)).fetchall()}
-        rows.update((r[0], r) for r in conn.execute(sql, (tri, *params)).fetchall())
+        rows: dict[int, object] = {}
+        for sql, args in runs:
+            rows.update((r[0], r) for r in conn.execute(sql, args).fetchall())
         ids = sorted(rows, reverse=True)[:50]
         if ids:
             conn.execute(RAW_LINES.format(",".join(map(str, ids)))).fetchall()
@@ -268,12 +281,13 @@ def run_db_benchmarks(engine: Engine, path: str, runs: int = 40) -> list[Result]
         ours_page(f"customer:{rare}"),
         _raw_page(
             raw,
-            "WHERE o.customer_id IN "
-            "(SELECT rowid FROM customer_search WHERE customer_search MATCH ?)",
+            "WHERE order_customer_search MATCH ?",
             (trigram_query(rare),),
+            source="order_customer_search s JOIN orders o ON o.id = s.rowid",
+            order="s.rowid DESC",
         ),
         3,
-        note="substring: trigram index",
+        note="substring: order trigram index",
     )
     deep = queries.Cursor(v["deep_id"], v["deep_id"])
     case(
@@ -292,7 +306,14 @@ def run_db_benchmarks(engine: Engine, path: str, runs: int = 40) -> list[Result]
     case(
         "search: common surname + status:pending",
         ours_page(f"status:pending {v['common']}"),
-        _text(raw, str(v["common"]), "o.status = 'pending'"),
+        _text(raw, str(v["common"]), "o.status = 'pending'", narrow=True),
+        10,
+        note="narrow status: INTERSECT",
+    )
+    case(
+        "search: common surname + status:delivered",
+        ours_page(f"status:delivered {v['common']}"),
+        _text(raw, str(v["common"]), "o.status = 'delivered'"),
         10,
     )
     mid = str(v["email_mid"])
@@ -301,7 +322,7 @@ def run_db_benchmarks(engine: Engine, path: str, runs: int = 40) -> list[Result]
         ours_page(mid),
         _text(raw, mid),
         30,
-        note="word starts + trigram substring",
+        note="address piece: substring" if address_piece(mid) else "words or substring",
     )
     case(
         "counts per status",
@@ -337,8 +358,10 @@ def run_db_benchmarks(engine: Engine, path: str, runs: int = 40) -> list[Result]
         lambda: _counts(engine, fc),
         lambda: raw.execute(
             "SELECT status, on_hold, count(*) FROM orders WHERE id IN "
-            "(SELECT rowid FROM order_search WHERE order_search MATCH ?) GROUP BY 1, 2",
-            (fts_query(str(v["common"])),),
+            "(SELECT rowid FROM order_search WHERE order_search MATCH ?) OR id IN "
+            "(SELECT rowid FROM order_customer_search WHERE order_customer_search MATCH ?) "
+            "GROUP BY 1, 2",
+            (text_plan(str(v["common"])).words, text_plan(str(v["common"])).substring),
         ).fetchall(),
         None,
         compare=False,

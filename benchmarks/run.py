@@ -7,13 +7,15 @@ run the scale benchmarks, printing median and p95 beside each target.
 from __future__ import annotations
 
 import argparse
+import fcntl
+import shutil
 import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pulse_tui.storage.db import ensure_schema, make_engine
+from pulse_tui.storage.db import ensure_schema, head_revision, make_engine
 
 from .db import Result, run_db_benchmarks
 
@@ -45,11 +47,7 @@ def finalize(path: Path) -> None:
 def build(n: int) -> Path:
     path = CACHE / f"bench-{n}.sqlite"
     if path.exists():
-        # A cache built before a new migration gets it now (backfills included),
-        # so the queries under test always find the schema they expect.
-        engine = make_engine(f"sqlite:///{path}")
-        ensure_schema(engine)
-        engine.dispose()
+        bring_to_head(path)
         return path
     from pulse_tui.services.demo import seed
 
@@ -70,6 +68,61 @@ def build(n: int) -> Path:
         file=sys.stderr,
     )
     return path
+
+
+def _revision(path: Path) -> str | None:
+    """The file's Alembic revision, read without opening it for writing."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        conn.close()
+    return row[0] if row else None
+
+
+def bring_to_head(path: Path) -> bool:
+    """Give a cache built before a new migration that migration (backfills
+    included), so the queries under test find the schema they expect.
+
+    The cache itself is never written: a copy is migrated, its WAL folded in,
+    and it replaces the cache by an atomic rename (processes still reading the
+    old file keep their snapshot; a crash leaves the old cache whole). A lock
+    file makes concurrent harness runs wait for one migration instead of
+    racing. Returns True if it migrated."""
+    engine = make_engine(f"sqlite:///{path}")
+    head = head_revision(engine)
+    engine.dispose()
+    if _revision(path) == head:
+        return False
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _revision(path) == head:  # another run migrated it while we waited
+            return False
+        tmp = path.with_suffix(".migrating")
+        for p in CACHE.glob(tmp.name + "*"):
+            p.unlink()
+        t = time.perf_counter()
+        shutil.copyfile(path, tmp)
+        copied = time.perf_counter() - t
+        engine = make_engine(f"sqlite:///{tmp}")
+        ensure_schema(engine)
+        engine.dispose()
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        tmp.replace(path)
+        for suffix in ("-wal", "-shm"):
+            Path(str(tmp) + suffix).unlink(missing_ok=True)
+        print(
+            f"migrated {path.name} to {head} in {time.perf_counter() - t:.1f} s "
+            f"(copy {copied:.1f} s)",
+            file=sys.stderr,
+        )
+    return True
 
 
 def print_table(title: str, results: list[Result]) -> int:

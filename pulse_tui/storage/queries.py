@@ -19,14 +19,19 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     and_,
+    bindparam,
     case,
     column,
+    exists,
     false,
     func,
+    intersect,
     or_,
     select,
     table,
     true,
+    union,
+    union_all,
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session, aliased
@@ -49,7 +54,8 @@ from .models import (
     Return,
     Shipment,
 )
-from .search import fts_query, has_fts, trigram_query
+from .search import ORDER_CUSTOMER_INDEX, has_fts, text_plan, trigram_query
+from .sql import id_in
 
 PAGE_SIZE = 50
 
@@ -127,11 +133,17 @@ def _total_clause(amount: Decimal, *, lower: bool, strict: bool) -> ColumnElemen
 
 
 def filter_clauses(
-    session: Session, f: OrderFilter, *, text: bool = True, driver: str | None = None
+    session: Session,
+    f: OrderFilter,
+    *,
+    text: bool = True,
+    driver: str | None = None,
+    customer: bool = True,
 ) -> list[ColumnElement[bool]]:
-    """WHERE clauses for ``f``; ``text=False`` leaves out free text and
-    ``driver="sku"``/``"tag"`` that filter (the caller drives the query from
-    the FTS table or that index instead, see ``list_orders``)."""
+    """WHERE clauses for ``f``; ``text=False`` / ``customer=False`` leave out
+    free text / the ``customer:`` fragment and ``driver="sku"``/``"tag"`` that
+    filter (the caller drives the query from the FTS tables or that index
+    instead, see ``list_orders``)."""
     c: list[ColumnElement[bool]] = []
     if f.statuses:
         c.append(col(Order.status).in_([s.value for s in f.statuses]))
@@ -153,8 +165,8 @@ def filter_clauses(
         c.append(col(Order.on_hold) == f.on_hold)
     if f.customer_id is not None:
         c.append(col(Order.customer_id) == f.customer_id)
-    if f.customer:
-        c.append(col(Order.customer_id).in_(_customers_matching(session, f.customer)))
+    if f.customer and customer:
+        c.append(_customer_clause(session, f.customer))
     if f.sku and driver != "sku":
         c.append(
             col(Order.id).in_(select(col(OrderLine.order_id)).where(col(OrderLine.sku) == f.sku))
@@ -178,7 +190,11 @@ def _customers_matching(session: Session, fragment: str) -> Any:
     lower() out halves the scan. PostgreSQL's LIKE is case-sensitive."""
     tri = trigram_query(fragment) if has_fts(session) else None
     if tri is not None:
-        return _trigram_ids(tri)
+        return (
+            select(sql_text("rowid"))
+            .select_from(sql_text("customer_search"))
+            .where(sql_text("customer_search MATCH :tri_customers").bindparams(tri_customers=tri))
+        )
     like = f"%{fragment.lower()}%"
     name: Any = col(Customer.name)
     email: Any = col(Customer.email)
@@ -187,34 +203,77 @@ def _customers_matching(session: Session, fragment: str) -> Any:
     return select(col(Customer.id)).where(or_(name.like(like), email.like(like)))
 
 
-def _trigram_ids(tri: str, param: str = "tri_customer") -> Any:
-    # distinct parameter names: customer: and free text may both be in one query
-    return (
-        select(sql_text("rowid"))
-        .select_from(sql_text("customer_search"))
-        .where(sql_text(f"customer_search MATCH :{param}").bindparams(**{param: tri}))
-    )
+# -- FTS5 matches (SQLite) -----------------------------------------------------
+
+_WORDS = table("order_search", column("rowid", Integer))
+_SUBSTRINGS = table(ORDER_CUSTOMER_INDEX, column("rowid", Integer))
+
+
+@dataclass(frozen=True)
+class _Match:
+    """ "The order id is a hit of this MATCH": one FTS5 table whose rowid is the
+    order id (``order_search``: word prefixes; ``order_customer_search``:
+    substrings of the customer's name or email). ``param`` names the bound
+    expression, distinct per condition of one statement."""
+
+    index: Any
+    expr: str
+    param: str
+
+    def condition(self) -> ColumnElement[bool]:
+        name = self.index.name
+        return cast(
+            ColumnElement[bool],
+            sql_text(f"{name} MATCH :{self.param}").bindparams(**{self.param: self.expr}),
+        )
+
+    def ids(self, bound: Any = None) -> Any:
+        """``SELECT rowid AS id`` of the hits, optionally below/above a keyset bound."""
+        rowid = self.index.c.rowid
+        q = select(rowid.label("id")).select_from(self.index).where(self.condition())
+        return q if bound is None else q.where(bound(rowid))
+
+
+def _customer_match(session: Session, fragment: str) -> _Match | None:
+    """``customer:`` as an order-level trigram match (SQLite, 3+ characters)."""
+    tri = trigram_query(fragment) if has_fts(session) else None
+    return None if tri is None else _Match(_SUBSTRINGS, tri, "tri_customer")
+
+
+def _text_matches(text_: str) -> list[list[_Match]]:
+    """Free text (SQLite) as alternatives (OR) of groups of matches (AND); an
+    empty list matches nothing. See ``search.text_plan`` for the meaning."""
+    plan = text_plan(text_)
+    words = _Match(_WORDS, plan.words, "fts") if plan.words else None
+    subs = _Match(_SUBSTRINGS, plan.substring, "tri_text") if plan.substring else None
+    found = [m for m in (words, subs) if m is not None]
+    if not found:
+        return []
+    return [found] if plan.combine == "and" else [[m] for m in found]
+
+
+def _customer_clause(session: Session, fragment: str) -> ColumnElement[bool]:
+    m = _customer_match(session, fragment)
+    if m is not None:
+        return col(Order.id).in_(m.ids())
+    return col(Order.customer_id).in_(_customers_matching(session, fragment))
 
 
 def _text_clause(session: Session, text_: str) -> ColumnElement[bool]:
-    """Free text: word prefixes in the order index (number, name, email, SKUs,
-    tracking) or, for 3+ characters, a substring of the customer's name or
-    email (trigram index), so mid-address fragments are found too."""
+    """Free text: see ``search.text_plan`` (SQLite); elsewhere a LIKE over the
+    number, the customer's name and email, SKUs and tracking numbers."""
     if has_fts(session):
-        q = fts_query(text_)
-        hits = (
-            col(Order.id).in_(
-                select(sql_text("rowid"))
-                .select_from(sql_text("order_search"))
-                .where(sql_text("order_search MATCH :fts").bindparams(fts=q))
-            )
-            if q is not None
-            else false()
-        )
-        tri = trigram_query(text_)
-        if tri is None:
-            return hits
-        return or_(hits, col(Order.customer_id).in_(_trigram_ids(tri, "tri_text")))
+        groups = _text_matches(text_)
+        if not groups:
+            return false()
+        # one id list for SQLite to probe by rowid: ``id IN (a UNION b)`` costs
+        # half of ``id IN (a) OR id IN (b)`` (a multi-index OR) for a common word
+        if len(groups) == 1:
+            g = groups[0]
+            ids: Any = intersect(*[m.ids() for m in g]) if len(g) > 1 else g[0].ids()
+        else:  # "or": one match per group
+            ids = union(*[g[0].ids() for g in groups])
+        return col(Order.id).in_(ids)
     like = f"%{text_.lower()}%"
     return or_(
         func.lower(col(Order.number)).like(like),
@@ -239,30 +298,44 @@ def _text_clause(session: Session, text_: str) -> ColumnElement[bool]:
 
 # -- list ----------------------------------------------------------------
 
-# OrderRow's columns in its field order (customer name/email and the items
-# summary are spliced in): selecting columns, not the Order entity, skips the
-# ORM identity map and the JSON address snapshots the list never shows.
+# OrderRow's columns in its field order (the items summary is spliced in):
+# selecting columns, not the Order entity, skips the ORM identity map and the
+# JSON address snapshots the list never shows.
+_ORDERS: Any = Order.__table__  # type: ignore[attr-defined]
+_CUSTOMERS: Any = Customer.__table__  # type: ignore[attr-defined]
+_ORDERS_TAGS: Any = OrderTag.__table__  # type: ignore[attr-defined]
+_COUNTS_TABLE: Any = OrderCount.__table__  # type: ignore[attr-defined]
+# Plain table columns, not ORM attributes: with ORM-annotated columns every
+# execution re-matched the cached result map by building ``==`` expressions
+# (~0.5 ms a page, more than SQLite's work for it).
 _ROW_COLUMNS = (
-    col(Order.id),
-    col(Order.number),
-    col(Order.placed_at),
-    col(Order.customer_id),
-    col(Order.item_count),
-    col(Order.total),
-    col(Order.currency),
-    col(Order.status),
-    col(Order.payment_status),
-    col(Order.fulfillment_status),
-    col(Order.country),
-    col(Order.on_hold),
-    col(Order.hold_reason),
-    col(Order.version),
+    *(
+        _ORDERS.c[name]
+        for name in (
+            "id",
+            "number",
+            "placed_at",
+            "customer_id",
+            "item_count",
+            "total",
+            "currency",
+            "status",
+            "payment_status",
+            "fulfillment_status",
+            "country",
+            "on_hold",
+            "hold_reason",
+            "version",
+        )
+    ),
+    _CUSTOMERS.c.name,
+    _CUSTOMERS.c.email,
 )
-_SEARCH = table("order_search", column("rowid", Integer))
 
 
 def _row_of(r: Any, summary: str) -> OrderRow:
-    """An OrderRow from a result row of ``(*_ROW_COLUMNS, customer name, email)``."""
+    """An OrderRow from a result row of ``_ROW_COLUMNS`` (the order's columns,
+    then its customer's name and email)."""
     (oid, number, placed, customer_id, item_count, total, currency, status, pay, fulfil,
      country, on_hold, hold_reason, version, name, email) = r  # fmt: skip
     return OrderRow(
@@ -312,100 +385,34 @@ def list_orders(
     key_col = _sort_column(sort)
     backwards = before is not None
     desc = sort.descending != backwards  # walking backwards flips the order
-    conds = filter_clauses(session, f)
     cur = before if backwards else after
-    if cur is not None:
-        if sort.key == "placed":
-            conds.append(col(Order.id) < cur.id if desc else col(Order.id) > cur.id)
-        elif desc:
-            conds.append(
-                or_(key_col < cur.value, and_(key_col == cur.value, col(Order.id) < cur.id))
-            )
-        else:
-            conds.append(
-                or_(key_col > cur.value, and_(key_col == cur.value, col(Order.id) > cur.id))
-            )
-    order_by = (
-        [key_col.desc(), col(Order.id).desc()] if desc else [key_col.asc(), col(Order.id).asc()]
-    )
-    if sort.key == "placed":
-        order_by = order_by[1:]
-    columns = (*_ROW_COLUMNS, col(Customer.name), col(Customer.email))
     placed_sqlite = sort.key == "placed" and has_fts(session)
-    q = fts_query(f.text) if f.text and placed_sqlite else None
-    streams: list[Any] = []
-    if q is not None:
-        # Drive the query from the FTS hits in rowid (= order id = placed)
-        # order: FTS5 walks its doclist newest first and stops at the LIMIT,
-        # where ``id IN (hits)`` would materialise every hit of a common word.
-        hit = _SEARCH.c.rowid
-        base = filter_clauses(session, f, text=False)
-        fts_conds = [
-            *base,
-            cast(ColumnElement[bool], sql_text("order_search MATCH :fts").bindparams(fts=q)),
-        ]
-        if cur is not None:
-            fts_conds.append(hit < cur.id if desc else hit > cur.id)
-        streams.append(
-            select(*columns)
-            .select_from(_SEARCH)
-            .join(Order, col(Order.id) == hit)
-            .join(Customer, col(Customer.id) == col(Order.customer_id))
-            .where(and_(true(), *fts_conds))
-            .order_by(hit.desc() if desc else hit.asc())
-            .limit(limit + 1)
-        )
-        tri = trigram_query(f.text or "")
-        if tri is not None:
-            # ... plus the orders of customers whose name or email contains
-            # the text (trigram index): a second newest-first stream, merged.
-            tri_conds = [*base, col(Order.customer_id).in_(_trigram_ids(tri, "tri_text"))]
-            if cur is not None:
-                tri_conds.append(col(Order.id) < cur.id if desc else col(Order.id) > cur.id)
-            streams.append(
-                select(*columns)
-                .join(Customer, col(Customer.id) == col(Order.customer_id))
-                .where(and_(true(), *tri_conds))
-                .order_by(*order_by)
-                .limit(limit + 1)
-            )
+    groups = _fts_groups(session, f) if placed_sqlite else None
+    stmt: Any
+    if groups is not None:
+        stmt = _fts_page(session, f, groups, cur, desc, limit + 1)
     elif placed_sqlite and (f.tag or f.sku):
-        # Drive the page from the (tag, order_id) / (sku, order_id) index in
-        # order_id order, so it stops after limit + 1 matches instead of
-        # materialising every order carrying a common tag or SKU.
-        driver = "tag" if f.tag else "sku"
-        link: Any = OrderTag if f.tag else OrderLine
-        key: Any = col(OrderTag.tag) == f.tag if f.tag else col(OrderLine.sku) == f.sku
-        oid = col(link.order_id)
-        drv_conds = [*filter_clauses(session, f, driver=driver), key]
+        stmt = _link_stream(session, f, cur, desc, limit + 1)
+    else:
+        conds = filter_clauses(session, f)
         if cur is not None:
-            drv_conds.append(oid < cur.id if desc else oid > cur.id)
-        stmt = (
-            select(*columns)
-            .select_from(link)
-            .join(Order, col(Order.id) == oid)
-            .join(Customer, col(Customer.id) == col(Order.customer_id))
-            .where(and_(true(), *drv_conds))
-            .order_by(oid.desc() if desc else oid.asc())
-            .limit(limit + 1)
+            if sort.key == "placed":
+                conds.append(col(Order.id) < cur.id if desc else col(Order.id) > cur.id)
+            elif desc:
+                conds.append(
+                    or_(key_col < cur.value, and_(key_col == cur.value, col(Order.id) < cur.id))
+                )
+            else:
+                conds.append(
+                    or_(key_col > cur.value, and_(key_col == cur.value, col(Order.id) > cur.id))
+                )
+        order_by = (
+            [key_col.desc(), col(Order.id).desc()] if desc else [key_col.asc(), col(Order.id).asc()]
         )
-        # an order may hold two lines of one SKU: DISTINCT keeps it once
-        # (streamed, so the LIMIT still stops the index walk early)
-        streams.append(stmt.distinct() if driver == "sku" else stmt)
-    else:
-        streams.append(
-            select(*columns)
-            .join(Customer, col(Customer.id) == col(Order.customer_id))
-            .where(and_(true(), *conds))
-            .order_by(*order_by)
-            .limit(limit + 1)
-        )
-    result: list[Any]
-    if len(streams) == 1:
-        result = list(session.execute(streams[0]).all())
-    else:
-        merged = {r[0]: r for stream in streams for r in session.execute(stream)}
-        result = [merged[i] for i in sorted(merged, reverse=desc)][: limit + 1]
+        if sort.key == "placed":
+            order_by = order_by[1:]
+        stmt = _page_select().where(and_(true(), *conds)).order_by(*order_by).limit(limit + 1)
+    result: list[Any] = list(session.connection().execute(stmt).all())
     more = len(result) > limit
     result = result[:limit]
     if backwards:
@@ -430,6 +437,206 @@ def list_orders(
     return Page(rows, next_c, prev_c)
 
 
+def _page_select(*links: Any) -> Any:
+    """SELECT of a page's columns from orders joined to customers (after
+    ``links``: the FTS table or index table driving the walk)."""
+    q = select(*_ROW_COLUMNS)
+    for link, on in links:
+        q = q.select_from(link).join(_ORDERS, on)
+    if not links:
+        q = q.select_from(_ORDERS)
+    return q.join(_CUSTOMERS, _CUSTOMERS.c.id == _ORDERS.c.customer_id)
+
+
+def _fts_groups(session: Session, f: OrderFilter) -> list[list[_Match]] | None:
+    """The filter's FTS5 conditions (free text, ``customer:`` of 3+ characters)
+    as alternatives (OR) of groups (AND); None when it has none."""
+    cust = _customer_match(session, f.customer) if f.customer else None
+    groups: list[list[_Match]] = [[cust]] if cust is not None else [[]]
+    if f.text:
+        alternatives = _text_matches(f.text)
+        groups = [g + a for g in groups for a in alternatives]
+    if groups == [[]]:
+        return None
+    return groups
+
+
+def _fts_page(
+    session: Session,
+    f: OrderFilter,
+    groups: list[list[_Match]],
+    cur: Cursor | None,
+    desc: bool,
+    n: int,
+) -> Any:
+    """The page's statement when the filter has FTS5 conditions: at most ``n``
+    rows newest first (oldest first when ``desc`` is False) after ``cur``.
+
+    Each alternative (group of ANDed matches) yields at most ``n`` order ids in
+    id order:
+
+    * a substring that few customers have (``customer_search`` finds at most
+      ``_FEW_CUSTOMERS``): those customers' orders by the (customer_id, id)
+      index. A rare fragment's order-level doclists must be walked to their
+      end, which costs ~5x the customer-level walk;
+    * one match and no narrow status filter: the FTS5 table walked in rowid
+      (= order id = placed) order, each hit's row looked up for the other
+      filters; FTS5 stops at the LIMIT;
+    * several matches (``customer:`` and text, an address piece and words), or
+      a status/hold filter the counters call narrow: an INTERSECT of id
+      streams (FTS5 hits, and the orders passing the other filters, which the
+      (status, id) index hands over in id order). For "common surname +
+      status:pending" this walks ~3,000 hits in doclists and ~6,000 index
+      entries instead of looking up ~3,000 rows of hits that are not pending.
+
+    One alternative walked straight is the whole statement; otherwise the ids
+    of all alternatives (UNION ALL, at most ``n`` each) are fetched as rows by
+    one outer query, so the rows of a page are read once.
+    """
+    # customer: is one of the matches unless too short for trigrams (then LIKE)
+    by_index = f.customer is not None and _customer_match(session, f.customer) is not None
+    rest = filter_clauses(session, f, text=False, customer=not by_index)
+    narrow = _narrow(session, f)
+    oid = col(Order.id)
+    few: dict[str, list[int] | None] = {}
+
+    def bound(c: Any) -> Any:
+        return c < cur.id if desc else c > cur.id  # type: ignore[union-attr]
+
+    def walk(c: Any) -> Any:
+        return c.desc() if desc else c.asc()
+
+    def customers_of(m: _Match) -> list[int] | None:
+        if m.index is not _SUBSTRINGS:
+            return None
+        if m.expr not in few:
+            few[m.expr] = _few_customers(session, m.expr)
+        return few[m.expr]
+
+    def by_customers(group: list[_Match]) -> tuple[list[Any], list[_Match]]:
+        """Split a group into customer-id conditions (rare substrings) and FTS matches."""
+        conds, matches = [], []
+        for m in group:
+            ids = customers_of(m)
+            if ids is None:
+                matches.append(m)
+            else:
+                conds.append(id_in(session, _ORDERS.c.customer_id, ids))
+        return conds, matches
+
+    id_selects: list[Any] = []
+    for group in groups:
+        by_cust, matches = by_customers(group)
+        keyset = [bound(oid)] if cur is not None else []
+        if by_cust:  # few orders: look each one up
+            conds = [*by_cust, *rest, *keyset, *(oid.in_(m.ids()) for m in matches)]
+            if len(groups) == 1:
+                return _page_select().where(and_(true(), *conds)).order_by(walk(oid)).limit(n)
+            id_selects.append(
+                select(oid.label("id")).where(and_(true(), *conds)).order_by(walk(oid)).limit(n)
+            )
+            continue
+        if len(matches) == 1 and not narrow:
+            m = matches[0]
+            hit = m.index.c.rowid
+            conds = [*rest, m.condition(), *([bound(hit)] if cur is not None else [])]
+            if len(groups) == 1:
+                return (
+                    _page_select((m.index, oid == hit))
+                    .where(and_(true(), *conds))
+                    .order_by(walk(hit))
+                    .limit(n)
+                )
+            q = select(hit.label("id")).select_from(m.index)
+            if rest:
+                q = q.join(_ORDERS, _ORDERS.c.id == hit)
+            id_selects.append(q.where(and_(true(), *conds)).order_by(walk(hit)).limit(n))
+            continue
+        parts = [m.ids(bound if cur is not None else None) for m in matches]
+        if narrow:
+            others: Any = select(oid.label("id")).where(and_(true(), *rest, *keyset))
+            parts.append(others)
+        ids: Any = intersect(*parts) if len(parts) > 1 else parts[0]
+        if narrow:
+            id_selects.append(ids.order_by(walk(ids.selected_columns[0])).limit(n))
+        else:
+            id_selects.append(
+                select(oid.label("id")).where(oid.in_(ids), *rest).order_by(walk(oid)).limit(n)
+            )
+    if not id_selects:
+        return _page_select().where(false()).limit(n)
+    if len(id_selects) == 1:
+        ids = id_selects[0]
+    else:
+        subs = [q.subquery() for q in id_selects]
+        ids = union_all(*[select(sq.c.id) for sq in subs])
+    return _page_select().where(oid.in_(ids)).order_by(walk(oid)).limit(n)
+
+
+# A substring found in at most this many customers (about a page of their
+# orders) is answered from their orders by the customer index: the
+# order-level trigram walk stops at the page's LIMIT for a common fragment but
+# must run to the end of its doclists for a rare one (1 customer: 2.4 ms
+# instead of 0.7 at 1M orders); the probe stops after this many + 1 hits.
+_FEW_CUSTOMERS = 10
+
+
+def _few_customers(session: Session, expr: str) -> list[int] | None:
+    """Ids of the customers matching a trigram expression, when there are at
+    most ``_FEW_CUSTOMERS`` of them (``customer_search``, migration 0003)."""
+    got = session.connection().execute(
+        sql_text("SELECT rowid FROM customer_search WHERE customer_search MATCH :q LIMIT :k"),
+        {"q": expr, "k": _FEW_CUSTOMERS + 1},
+    )
+    ids = [int(r[0]) for r in got.all()]
+    return ids if len(ids) <= _FEW_CUSTOMERS else None
+
+
+# Walking a status's (status, id) index beside the text hits costs ~0.2 µs an
+# entry, up to every order of the status (c of them) when the text is rare;
+# looking up each hit's row instead costs ~2.5 µs a hit, ~51·N/c hits for a
+# page when the text is common. Equal at c² ≈ 640·N: 25,000 orders at N = 1M.
+_NARROW_FACTOR = 640
+
+
+def _narrow(session: Session, f: OrderFilter) -> bool:
+    """True when the filter's status/hold part matches few orders (maintained
+    counters, SQLite): see ``_fts_page``."""
+    if not f.statuses and f.on_hold is not True:
+        return False
+    counts = _COUNTS_TABLE
+    got: dict[str, int] = dict(session.connection().execute(select(counts.c.key, counts.c.n)).all())
+    total = int(got.get("all", 0))
+    n = total
+    if f.statuses:
+        n = min(n, sum(int(got.get(st.value, 0)) for st in f.statuses))
+    if f.on_hold is True:
+        n = min(n, int(got.get("on_hold", 0)))
+    return n * n <= _NARROW_FACTOR * total
+
+
+def _link_stream(session: Session, f: OrderFilter, cur: Cursor | None, desc: bool, n: int) -> Any:
+    """``tag:`` / ``sku:`` pages driven from the (tag, order_id) / (sku,
+    order_id) index in order_id order, so they stop after ``n`` matches instead
+    of materialising every order carrying a common tag or SKU."""
+    driver = "tag" if f.tag else "sku"
+    link: Any = OrderTag if f.tag else OrderLine
+    key: Any = col(OrderTag.tag) == f.tag if f.tag else col(OrderLine.sku) == f.sku
+    oid = col(link.order_id)
+    conds = [*filter_clauses(session, f, driver=driver), key]
+    if cur is not None:
+        conds.append(oid < cur.id if desc else oid > cur.id)
+    stmt = (
+        _page_select((link, col(Order.id) == oid))
+        .where(and_(true(), *conds))
+        .order_by(oid.desc() if desc else oid.asc())
+        .limit(n)
+    )
+    # an order may hold two lines of one SKU: DISTINCT keeps it once
+    # (streamed, so the LIMIT still stops the index walk early)
+    return stmt.distinct() if driver == "sku" else stmt
+
+
 def items_summary(lines: list[tuple[str, int]], width: int = 2) -> str:
     """'2× Mug, 1× Tee +3 more' from (name, quantity) pairs."""
     shown = [f"{q}× {n}" for n, q in lines[:width]]
@@ -441,12 +648,14 @@ def items_summaries(session: Session, order_ids: list[int]) -> dict[int, str]:
     if not order_ids:
         return {}
     grouped: dict[int, list[tuple[str, int]]] = defaultdict(list)
-    stmt = (
-        select(col(OrderLine.order_id), col(OrderLine.name), col(OrderLine.quantity))
-        .where(col(OrderLine.order_id).in_(order_ids))
-        .order_by(col(OrderLine.order_id), col(OrderLine.id))
+    # The ids are ints of our own rows, written into the SQL: an expanding
+    # IN of 50 bound values cost more in SQLAlchemy than the query in SQLite.
+    ids = ",".join(str(int(i)) for i in order_ids)
+    rows = session.connection().exec_driver_sql(
+        "SELECT order_id, name, quantity FROM order_lines "
+        f"WHERE order_id IN ({ids}) ORDER BY order_id, id"
     )
-    for oid, name, qty in session.execute(stmt):
+    for oid, name, qty in rows.fetchall():
         grouped[oid].append((name, qty))
     return {oid: items_summary(lines) for oid, lines in grouped.items()}
 
@@ -516,52 +725,55 @@ def find_order(session: Session, number_or_id: str | int) -> Order | None:
     ).scalar_one_or_none()
 
 
+# The detail's statements, built once: building a select (coercions, cache
+# key) cost as much as running it. Children are loaded only where the probe
+# says there are any (most orders have no refunds, many no shipment or tags).
+_OID: Any = bindparam("oid")
+_DETAIL_HEAD = {
+    kind: select(Order, Customer)
+    .join(Customer, col(Customer.id) == col(Order.customer_id))
+    .where(key == bindparam("key"))
+    for kind, key in (("id", col(Order.id)), ("number", col(Order.number)))
+}
+_DETAIL_CHILDREN: tuple[tuple[str, Any, Any], ...] = (
+    ("lines", OrderLine, col(OrderLine.id)),
+    ("payments", Payment, col(Payment.id)),
+    ("refunds", Refund, col(Refund.id)),
+    ("shipments", Shipment, col(Shipment.id)),
+    ("events", OrderEvent, col(OrderEvent.id).desc()),
+)
+_DETAIL_ROWS = {
+    name: select(model).where(model.order_id == _OID).order_by(by)
+    for name, model, by in _DETAIL_CHILDREN
+}
+_DETAIL_ADDRESSES = (
+    select(Address).where(col(Address.customer_id) == bindparam("cid")).order_by(col(Address.id))
+)
+_DETAIL_TAGS = (
+    select(_ORDERS_TAGS.c.tag).where(_ORDERS_TAGS.c.order_id == _OID).order_by(_ORDERS_TAGS.c.tag)
+)
+_DETAIL_PROBE = select(
+    *(exists().where(model.order_id == _OID) for _, model, _ in _DETAIL_CHILDREN),
+    exists().where(_ORDERS_TAGS.c.order_id == _OID),
+    exists().where(col(Address.customer_id) == bindparam("cid")),
+)
+
+
 def order_detail(session: Session, number_or_id: str | int) -> OrderDetail | None:
-    # The order and its customer in one round trip (each ORM statement costs
-    # more in SQLAlchemy than in SQLite at this size).
-    by: Any = (
-        col(Order.id) == number_or_id
-        if isinstance(number_or_id, int)
-        else col(Order.number) == number_or_id
-    )
-    got = session.execute(
-        select(Order, Customer).join(Customer, col(Customer.id) == col(Order.customer_id)).where(by)
-    ).first()
+    kind = "id" if isinstance(number_or_id, int) else "number"
+    got = session.execute(_DETAIL_HEAD[kind], {"key": number_or_id}).first()
     if got is None:
         return None
     order, customer = got
-    oid = order.id
-
-    def rows(model: Any, *order_by: Any) -> list[Any]:
-        return list(
-            session.execute(
-                select(model).where(model.order_id == oid).order_by(*order_by)
-            ).scalars()
-        )
-
-    return OrderDetail(
-        order=order,
-        customer=customer,
-        addresses=list(
-            session.execute(
-                select(Address)
-                .where(col(Address.customer_id) == customer.id)
-                .order_by(col(Address.id))
-            ).scalars()
-        ),
-        lines=rows(OrderLine, col(OrderLine.id)),
-        payments=rows(Payment, col(Payment.id)),
-        refunds=rows(Refund, col(Refund.id)),
-        shipments=rows(Shipment, col(Shipment.id)),
-        events=rows(OrderEvent, col(OrderEvent.id).desc()),
-        tags=list(
-            session.execute(
-                select(col(OrderTag.tag))
-                .where(col(OrderTag.order_id) == oid)
-                .order_by(col(OrderTag.tag))
-            ).scalars()
-        ),
-    )
+    ids = {"oid": order.id, "cid": customer.id}
+    *present, has_tags, has_addresses = session.connection().execute(_DETAIL_PROBE, ids).one()
+    children: dict[str, list[Any]] = {
+        name: list(session.execute(_DETAIL_ROWS[name], ids).scalars()) if there else []
+        for (name, _, _), there in zip(_DETAIL_CHILDREN, present, strict=True)
+    }
+    addresses = list(session.execute(_DETAIL_ADDRESSES, ids).scalars()) if has_addresses else []
+    tags = list(session.connection().execute(_DETAIL_TAGS, ids).scalars()) if has_tags else []
+    return OrderDetail(order=order, customer=customer, addresses=addresses, tags=tags, **children)
 
 
 def audit_entries(session: Session, entity: str, entity_id: str) -> list[AuditEntry]:
