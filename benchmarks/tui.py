@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import resource
 import subprocess
@@ -58,6 +59,27 @@ class Probe:
         t = next(t for w, t in self.frames if w == what)
         self.frames = [(w, x) for w, x in self.frames if w != what]
         return t
+
+
+class GcPauses:
+    """Full (generation 2) collections and how long each held the UI thread.
+
+    Reported because the page-down p95 used to be made of them: one press in
+    ~12 took 120-250 ms while the collector walked every object the App and
+    its imports had made (fixed by ``gc.freeze()`` in app.py)."""
+
+    def __init__(self) -> None:
+        self.full: list[float] = []
+        self._start = 0.0
+        self.active = False
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2 or not self.active:
+            return
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.full.append((time.perf_counter() - self._start) * 1000)
 
 
 def instrument(probe_ref: list[Probe]) -> None:
@@ -135,8 +157,11 @@ async def scenario(db: Path, which: str, presses: int) -> dict[str, Any]:
     probe_ref.append(Probe(app))
     probe = probe_ref[0]
     out: dict[str, Any] = {}
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
     async with app.run_test(size=(120, 40)) as pilot:
         out["cold"] = [(await probe.wait("rows", 60) - t0) * 1000]
+        pauses.active = True
         from pulse_tui.widgets.order_table import OrderTable
 
         table = app.screen.query_one(OrderTable)
@@ -178,8 +203,11 @@ async def scenario(db: Path, which: str, presses: int) -> dict[str, Any]:
                 await pilot.pause()
                 del i
             out["detail"] = samples
+        pauses.active = False
+    gc.callbacks.remove(pauses)
     engine.dispose()
     out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["gc_full_ms"] = pauses.full
     return out
 
 
@@ -196,12 +224,20 @@ def run_one(db: Path, which: str, presses: int) -> dict[str, Any]:
 def run_tui_benchmarks(db: Path, presses: int = 100) -> tuple[list[Result], float]:
     got: dict[str, list[float]] = {"cold": []}
     rss = 0.0
+    gc_notes = []
     for which in ("cold", "cold", "cold", "page_down", "filter", "detail"):
         r = run_one(db, which, presses)
         rss = max(rss, r["rss_mb"])
+        full = r.pop("gc_full_ms", [])
+        if which != "cold":
+            worst = f", longest {max(full):.1f} ms" if full else ""
+            gc_notes.append(f"{which} {len(full)}{worst}")
+            if which == "page_down":
+                gc_notes[-1] += f" (at row {r.get('position')})"
         for k, v in r.items():
             if isinstance(v, list):
                 got.setdefault(k, []).extend(v)
+    print("full GC collections after start-up: " + "; ".join(gc_notes))
     labels = {
         "cold": "cold start → first rows painted",
         "filter": "filter typed into / → rows repainted",

@@ -8,6 +8,7 @@ database and a frozen clock.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -40,6 +41,10 @@ THEMES_DIR = Path(__file__).parent / "themes"
 SYNC_GROUP = "payment-sync"
 MAIL_GROUP = "mail-delivery"
 MAX_SYNC_BACKOFF_S = 300.0  # longest wait between failing runs (unless the interval is longer)
+# The payment sync and the email delivery start once the first rows are on
+# screen (their first runs import httpx, Jinja2, and hit the database), and at
+# the latest this long after the App started.
+BACKGROUND_START_S = 3.0
 
 
 class SyncRunner(Protocol):
@@ -96,15 +101,33 @@ class MailRunner(Protocol):
     async def run_once(self) -> Any: ...
 
 
+class LazyMail:
+    """The default mail runner: a MailSender over the settings' mail backend,
+    built on the first run (the notifications service imports Jinja2 and the
+    address validator: not needed to show the first rows)."""
+
+    def __init__(self, desk: Desk, settings: Settings) -> None:
+        self.desk = desk
+        self.settings = settings
+        self._sender: Any = None
+
+    async def run_once(self) -> Any:
+        if self._sender is None:
+            from pulse_tui.services.notifications import MailSender
+
+            desk = self.desk
+            self._sender = MailSender(desk.engine, self.settings, clock=desk.ctx.clock)
+        return await self._sender.run_once()
+
+
 def default_mail(desk: Desk, settings: Settings | None) -> MailRunner | None:
     """A MailSender over the settings' mail backend (the file backend by
-    default), or None without settings. ``[notifications] enabled = false``
-    stops the automatic emails only: what agents queue by hand is still sent."""
+    default; built on its first run), or None without settings.
+    ``[notifications] enabled = false`` stops the automatic emails only: what
+    agents queue by hand is still sent."""
     if settings is None:
         return None
-    from pulse_tui.services.notifications import MailSender
-
-    return MailSender(desk.engine, settings, clock=desk.ctx.clock)
+    return LazyMail(desk, settings)
 
 
 def _count(value: Any) -> int:
@@ -189,6 +212,9 @@ class PulseApp(App[None]):
         self._sync_timer: Timer | None = None
         self._initial_theme = theme or (settings.theme if settings else None) or DEFAULT_THEME
         self._persist_theme = False
+        self._gc_frozen = False
+        self._background_started = False
+        self._background_timer: Timer | None = None
         for t in THEMES.values():
             self.register_theme(t)
         actor = desk.actor
@@ -200,22 +226,59 @@ class PulseApp(App[None]):
 
         return OrderListScreen()
 
-    def on_mount(self) -> None:
+    def on_load(self) -> None:
+        # What exists before the first screen (modules, classes, the parsed
+        # style sheets) lives as long as the App: move it out of the cyclic
+        # collector's way, or every full collection walks it again.
+        gc.freeze()
+        self._gc_frozen = True
+        # The theme before the first screen is styled: set in on_mount, it
+        # parsed and applied every style sheet a second time (20–30 ms).
         name = self._initial_theme if self._initial_theme in self.available_themes else None
         self.theme = name or DEFAULT_THEME
+
+    def first_rows_shown(self) -> None:
+        """The first screen shows its rows: freeze what start-up built (widgets,
+        styles, caches) too. A full collection then visits only what the App
+        allocated since, a few milliseconds instead of 100–200 ms at 1M
+        orders, which used to land on every ~12th key press."""
+        if self._gc_frozen:
+            gc.freeze()
+        self._start_background()
+
+    def on_mount(self) -> None:
         self._persist_theme = True
         if self.sync_runner is not None:
             self.screen_change_signal.subscribe(self, self._screen_changed)
             self._screen_changed(self.screen)
-            self.call_after_refresh(self.run_sync)
+        if self.sync_runner is not None or self.mail_runner is not None:
+            self._background_timer = self.set_timer(
+                BACKGROUND_START_S, self._start_background, name="start background work"
+            )
+
+    def _start_background(self) -> None:
+        """The first payment sync and email delivery runs (once)."""
+        if self._background_started:
+            return
+        self._background_started = True
+        if self._background_timer is not None:
+            self._background_timer.stop()
+            self._background_timer = None
+        if self.sync_runner is not None:
+            self.run_sync()
         if self.mail_runner is not None:
-            self.call_after_refresh(self.run_mail)
+            self.run_mail()
 
     async def on_unmount(self) -> None:
         for runner in (self.sync_runner, self.mail_runner):
             close = getattr(runner, "aclose", None)
             if close is not None:
                 await close()
+        if self._gc_frozen:
+            # back to the collector: a process that runs Apps one after the
+            # other (tests) must not keep every finished one
+            self._gc_frozen = False
+            gc.unfreeze()
 
     def watch_theme(self, name: str) -> None:
         if self._persist_theme and self.settings is not None and name in THEMES:

@@ -26,7 +26,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.timer import Timer
+from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from pulse_tui import messages
@@ -35,9 +36,12 @@ from pulse_tui.screens.bulk import BulkOutcome, BulkScreen, bulk_access
 from pulse_tui.services.bulk import Selection
 from pulse_tui.storage.queries import Page
 from pulse_tui.widgets.filter_bar import FilterBar
+from pulse_tui.widgets.footer import KeysFooter
 from pulse_tui.widgets.order_table import PAGE_ROWS, Marks, OrderTable, cursor_including
 from pulse_tui.widgets.selection_bar import SelectionBar
 from pulse_tui.widgets.status_tabs import TABS, StatusTabs, fmt_count, tab_filter
+
+LOADING_OVERLAY_DELAY_S = 0.25  # a load shorter than this never covers the table
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,11 @@ class OrderListScreen(Screen[None]):
         self._fetching: str | None = None
         self._focus_after_load = False
         self._bulk_access: bool | None = None
+        self._status_text: str | None = None
+        self._started = False  # the first rows were shown (the App is told once)
+        self._overlay_timer: Timer | None = None
+        self._quiet = False  # loading, the previous rows still shown (no "loading…" yet)
+        self._bar_after_load: bool | None = None  # the filter bar's display, with the rows
 
     # -- layout --------------------------------------------------------------
 
@@ -169,7 +178,7 @@ class OrderListScreen(Screen[None]):
         yield Static("", id="empty", markup=False)
         yield SelectionBar(id="selection-bar")
         yield Static("", id="list-status")
-        yield Footer(show_command_palette=False)
+        yield KeysFooter(show_command_palette=False)
 
     @property
     def table(self) -> OrderTable:
@@ -208,9 +217,53 @@ class OrderListScreen(Screen[None]):
             position = "top"
         if position != "keep":
             self.is_loading = True
-            self.table.loading = True
+            # rows on screen stay until the new ones replace them in one frame
+            self._quiet = bool(self.table.window.rows)
+            self._arm_overlay()
         self._load(self.generation, q, position, anchor, max(PAGE_ROWS, len(self.table.window)))
         self._update_status()
+
+    def _arm_overlay(self) -> None:
+        """Say "loading…" and cover the table only if the rows take long.
+
+        Most pages arrive in a few milliseconds, even at a million orders.
+        Painting the intermediate state first (the indicator over the table,
+        focus taken away and given back, "loading…") cost layouts, footer
+        rebuilds and a frame, and the rows then waited for the next frame
+        slot: until the rows land (or this delay passes) the screen keeps
+        showing what it showed, and then changes once."""
+        if self._overlay_timer is not None:
+            self._overlay_timer.stop()
+        self._overlay_timer = self.set_timer(
+            LOADING_OVERLAY_DELAY_S, self._show_overlay, name="list loading overlay"
+        )
+
+    def _show_overlay(self) -> None:
+        self._overlay_timer = None
+        if not self.is_loading:
+            return
+        self._quiet = False
+        self._apply_deferred_view()
+        if self._focus_after_load and self.table.display:
+            self.table.focus()
+        self.table.loading = True
+        self._update_status()
+
+    def _apply_deferred_view(self) -> None:
+        """The filter bar change an applied filter put off until its rows."""
+        if self._bar_after_load is not None:
+            self.filter_bar.display = self._bar_after_load
+            self._bar_after_load = None
+
+    def _loading_done(self) -> None:
+        self.is_loading = False
+        self._quiet = False
+        self._apply_deferred_view()
+        if self._overlay_timer is not None:
+            self._overlay_timer.stop()
+            self._overlay_timer = None
+        if self.table.loading:
+            self.table.loading = False
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="list-load")
     def _load(self, generation: int, q: Query, position: str, anchor, limit: int) -> None:  # type: ignore[no-untyped-def]
@@ -260,18 +313,22 @@ class OrderListScreen(Screen[None]):
         else:
             window.reset(msg.page, at_top=True)
             table.show_window(0, now=msg.now)
-        self.is_loading = False
-        table.loading = False
+        self._loading_done()
         self._show_empty(not window.rows)
         # The loading overlay can take focus away from the table; give it back
         # when nothing else holds it, so the footer always shows the table's keys.
         if table.display and (self._focus_after_load or self.focused is None):
-            table.focus()
+            table.focus_when_painted()
         self._focus_after_load = False
         # The table's keys (enter: Open) are inactive while it is loading; the
         # footer must hear that they are back.
         self.refresh_bindings()
         self._update_status()
+        if not self._started:
+            self._started = True
+            started = getattr(self.app, "first_rows_shown", None)
+            if started is not None:
+                self.call_after_refresh(started)
 
     @on(CountsLoaded)
     def _counts_loaded(self, msg: CountsLoaded) -> None:
@@ -285,6 +342,8 @@ class OrderListScreen(Screen[None]):
     def _need_rows(self, msg: OrderTable.NeedRows) -> None:
         if self.is_loading or self._fetching == msg.direction:
             return
+        if msg.direction in self.table.window.pending:
+            return  # fetched already, parked until the cursor gets there
         self._fetching = msg.direction
         window, sort = self.table.window, self.query_state.sort
         cursor = window.last_cursor(sort) if msg.direction == "after" else window.first_cursor(sort)
@@ -306,12 +365,8 @@ class OrderListScreen(Screen[None]):
         if msg.generation != self.generation:
             return
         table = self.table
-        row = table.cursor_row
-        if msg.direction == "after":
-            table.extend_window(msg.page)
-        else:
-            added = table.window.prepend(msg.page)
-            table.show_window(row + added, keep_offset=True)
+        if not table.add_page(msg.page, msg.direction):
+            return  # parked: nothing on screen changes until the cursor gets there
         if self.marks.in_range:  # the window moved under the range
             self.marks.extend_range(table.window.rows, table.cursor_row)
             table.refresh()
@@ -327,8 +382,11 @@ class OrderListScreen(Screen[None]):
             if event.worker.group == "list-more":
                 self._fetching = None
             else:
-                self.is_loading = False
-                self.table.loading = False
+                self._loading_done()
+                if self._focus_after_load and self.table.display:
+                    self.table.focus()
+                self._focus_after_load = False
+                self._update_status()
             self.notify(f"Could not load orders: {event.worker.error}", severity="error")
 
     # -- view state ------------------------------------------------------------
@@ -352,6 +410,8 @@ class OrderListScreen(Screen[None]):
             self.table.focus()
 
     def _update_status(self) -> None:
+        if self.is_loading and self._quiet:
+            return  # it describes the rows on screen until the new ones land
         q = self.query_state
         parts: list[str] = []
         if self.is_loading:
@@ -367,7 +427,11 @@ class OrderListScreen(Screen[None]):
         parts.append(f"sort {q.sort.key} {arrow}")
         if not q.filter.is_empty():
             parts.append(f"filter: {q.filter.describe()}")
-        self.query_one("#list-status", Static).update(" · ".join(parts))
+        text = " · ".join(parts)
+        if text != self._status_text:
+            # one line of fixed height: no layout pass (it would repaint the screen)
+            self._status_text = text
+            self.query_one("#list-status", Static).update(text, layout=False)
 
     @on(OrderTable.RowHighlighted)
     def _highlighted(self) -> None:
@@ -395,9 +459,10 @@ class OrderListScreen(Screen[None]):
 
     @on(FilterBar.Applied)
     def _filter_applied(self, msg: FilterBar.Applied) -> None:
-        self.apply_filter(msg.text, msg.filter)
+        # the table takes the focus once the new rows are painted (and the bar
+        # hides, for an empty filter, in their frame)
         self._focus_after_load = True
-        self.table.focus()
+        self.apply_filter(msg.text, msg.filter, with_rows=True)
 
     @on(FilterBar.Closed)
     def _filter_closed(self) -> None:
@@ -421,11 +486,17 @@ class OrderListScreen(Screen[None]):
 
     # -- API for the palette and tests ----------------------------------------------
 
-    def apply_filter(self, text: str, f: OrderFilter) -> None:
+    def apply_filter(self, text: str, f: OrderFilter, *, with_rows: bool = False) -> None:
+        """Show the orders matching ``f``; ``with_rows``: the filter bar keeps
+        its place until they are on screen."""
         q = self.query_state
         self._set_query(Query(f, text, q.tab, q.sort))
         bar = self.filter_bar
-        bar.display = bool(text)
+        if with_rows and self.table.window.rows:
+            self._bar_after_load = bool(text)
+        else:
+            self._bar_after_load = None
+            bar.display = bool(text)
         if bar.input.value != text:
             bar.input.value = text
         self.reload("top")

@@ -68,6 +68,8 @@ class FilterBar(Horizontal):
         return f
 
     def show_error(self, message: str | None) -> None:
+        if message == self.error:
+            return  # every Enter clears it: a relabel would lay the screen out again
         self.error = message
         label = self.query_one("#filter-error", Label)
         label.update(message or "")

@@ -1,16 +1,17 @@
 """OrderTable: a table that shows a bounded window of a keyset-paginated list.
 
 The database may hold a million matching orders; the table only ever holds
-``RowWindow.max_rows`` of them. ``RowWindow`` is the pure bookkeeping (which
-rows are held, the keyset cursors at both ends, the absolute position when
-known); ``OrderTable`` is a Line-API ScrollView over the window that asks
-its screen for more rows (``OrderTable.NeedRows``) when the cursor nears an
-edge. It paints each row from a pre-built Strip: Textual's DataTable rendered
-every cell through Rich and dropped its caches on every row added or removed.
+``RowWindow.max_rows`` of them (plus one page fetched ahead per direction).
+``RowWindow`` is the pure bookkeeping (which rows are held, the keyset cursors
+at both ends, the absolute position when known); ``OrderTable`` is a Line-API
+ScrollView over the window that asks its screen for more rows
+(``OrderTable.NeedRows``) a page-down before the cursor reaches an edge. It
+paints each row from pre-built segments: Textual's DataTable rendered every
+cell through Rich and dropped its caches on every row added or removed.
 Columns adapt to the width: narrow terminals drop the least essential ones.
 
 Marks (the selection for bulk actions) are kept by order id in ``Marks``, not
-by row: a marked row is painted from its cached strip with a glyph in the
+by row: a marked row is painted from its cached cells with a glyph in the
 first cell and the ``order-table--marked`` background, so marks cost nothing
 when paging. A "select all matching" selection is the query itself (every row
 shown is marked) and never loads the orders it covers.
@@ -27,7 +28,7 @@ from rich.style import Style
 from textual import events
 from textual.binding import Binding
 from textual.content import Content
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -61,7 +62,8 @@ def cursor_including(row: OrderRow, sort: Sort) -> Cursor:
 
 
 class RowWindow:
-    """The rows held in memory: a few pages around the viewport, never more."""
+    """The rows held in memory: a few pages around the viewport (and at most
+    one page fetched ahead per direction), never more."""
 
     def __init__(self, page_rows: int = PAGE_ROWS, max_pages: int = MAX_PAGES) -> None:
         self.page_rows = page_rows
@@ -70,12 +72,16 @@ class RowWindow:
         self.start: int | None = 0  # absolute index of rows[0], when known
         self.more_before = False
         self.more_after = False
+        # A page fetched ahead of the cursor ("after" / "before"), merged when
+        # the cursor gets near that edge: at most one per direction.
+        self.pending: dict[str, Page] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def reset(self, page: Page, *, at_top: bool = True, total: int | None = None) -> None:
         self.rows = list(page.rows)
+        self.pending.clear()
         if at_top:
             self.start = 0
             self.more_before = False
@@ -88,6 +94,7 @@ class RowWindow:
     def replace(self, page: Page, *, more_before: bool) -> None:
         """Reload in place (after an order changed): same start, fresh rows."""
         self.rows = list(page.rows)
+        self.pending.clear()
         self.more_before = more_before
         self.more_after = page.next_cursor is not None
 
@@ -104,6 +111,7 @@ class RowWindow:
         if drop:
             del self.rows[:drop]
             self.more_before = True
+            self.pending.pop("before", None)  # it no longer joins the first row
             if self.start is not None:
                 self.start += drop
         return dropped
@@ -119,6 +127,7 @@ class RowWindow:
         if drop:
             del self.rows[-drop:]
             self.more_after = True
+            self.pending.pop("after", None)  # it no longer joins the last row
         return added
 
     def first_cursor(self, sort: Sort) -> Cursor | None:
@@ -272,6 +281,10 @@ def layout_of(cols: list[Column], spare: int) -> list[tuple[Column, int]]:
 
 
 PAY_SHORT = {"partially_refunded": "part refd", "authorized": "authorized"}
+# A row's cells ready to paint: its segments (no row background) and width.
+Cells = tuple[tuple[Segment, ...], int]
+# The badge columns: each cell depends on this one field of the row alone.
+BADGE_FIELDS = {"payment": "payment_status", "status": "status", "hold": "on_hold"}
 
 
 def _clip(text: str, width: int) -> str:
@@ -323,10 +336,12 @@ class OrderTable(ScrollView, can_focus=True):
 
     The virtual height is the window's row count plus the header line, so the
     scrollbar and ``scroll_y`` cover only the rows held. Each row is turned
-    into one ``Strip`` of segments once, when its page arrives (cached by order
-    id, version, layout width and clock); ``render_line`` only looks it up and
-    applies the row's background (zebra or cursor) under it, so moving the
-    cursor or paging re-styles two strips instead of re-rendering cells."""
+    into a few segments once (cached by order id, version, layout width and
+    clock), when it first shows or when its page is parked ahead of the
+    cursor; ``render_line`` only looks them up and applies the row's
+    background (zebra or cursor) under them. The next and previous pages are
+    fetched a page-down ahead and parked (``add_page``), so the key that
+    reaches an edge of the window brings them in within its own frame."""
 
     COMPONENT_CLASSES = {
         "order-table--header",
@@ -416,10 +431,19 @@ class OrderTable(ScrollView, can_focus=True):
         self._layout: list[tuple[Column, int]] = []
         # Pre-built rows by (order id, version, layout width, now): a refill
         # re-adds rows already seen, and babel's money formatting is not free.
-        self._strips: dict[tuple[int, int, int, datetime], Strip] = {}
+        # Kept as bare segments, not Strips: a Strip carries eight small caches,
+        # and whatever outlives a few frames is walked by every full GC pass.
+        self._strips: dict[tuple[int, int, int, datetime], Cells] = {}
         self._header: Strip | None = None
-        self._cursor_strip: tuple[Strip, Style, int, Strip] | None = None
-        self._marked_strips: dict[tuple[int, int, int, datetime], Strip] = {}
+        self._cursor_strip: tuple[Cells, Style, int, Strip] | None = None
+        self._frame: tuple[int, Style, Style, Style, Style] | None = None
+        self._focus_when_painted = False
+        self._marked_strips: dict[tuple[int, int, int, datetime], Cells] = {}
+        # A badge cell (payment, status, hold) by (column, value, width): the
+        # theme's styles resolved once, not per row.
+        self._badges: dict[
+            tuple[str, object, int], tuple[tuple[tuple[str, Style | None], ...], int]
+        ] = {}
         self.marks = Marks()
 
     def on_mount(self) -> None:
@@ -435,6 +459,7 @@ class OrderTable(ScrollView, can_focus=True):
 
     def _restyle(self) -> None:
         self._strips.clear()
+        self._badges.clear()
         self._marked_strips.clear()
         self._cursor_strip = None
         self._header = None
@@ -493,12 +518,55 @@ class OrderTable(ScrollView, can_focus=True):
         self.refresh()
         return dropped
 
+    def add_page(self, page: Page, direction: str) -> bool:
+        """A page fetched for an edge ("after" or "before") arrived.
+
+        If the cursor already waits at that edge the page joins the window
+        now; otherwise it is parked and joins on the key that reaches the edge,
+        inside that key's frame. Fetched ahead like this, a page costs no frame
+        of its own (the scrollbar is the only thing it would change) and the
+        cursor never stops at a window edge while a page is on its way.
+        Returns whether the page joined the window."""
+        if direction == "after":
+            if self._cursor >= self.row_count - EDGE:
+                self.extend_window(page)
+                return True
+        elif self._cursor < EDGE:
+            self.prepend_window(page)
+            return True
+        self.window.pending[direction] = page
+        # Format its rows now, while the operator reads: the key that brings
+        # them on screen then only paints them.
+        for row in page.rows:
+            self._row_cells(row)
+        return False
+
+    def prepend_window(self, page: Page) -> int:
+        """Add the previous page at the top, the cursor kept on its screen line."""
+        added = self.window.prepend(page)
+        self.show_window(self._cursor + added, keep_offset=True)
+        return added
+
+    def _take_pending(self, row: int) -> int:
+        """Merge a parked page if ``row`` is near its edge; ``row`` in the new window."""
+        pending = self.window.pending
+        if row >= self.row_count - EDGE and "after" in pending:
+            return row - self.extend_window(pending.pop("after"))
+        if row < EDGE and "before" in pending:
+            return row + self.prepend_window(pending.pop("before"))
+        return row
+
     def _set_height(self) -> None:
         self.virtual_size = Size(0, self.row_count + 1)  # +1: the header line
-        if len(self._strips) > 4 * self.window.max_rows:
-            self._strips.clear()
-        if len(self._marked_strips) > 4 * self.window.max_rows:
-            self._marked_strips.clear()
+        # Keep the pre-built rows of the window and the parked pages only (a
+        # row paged out and back is rebuilt when it shows): whatever outlives
+        # a few frames is walked by every full GC pass.
+        limit = self.window.max_rows + 2 * self.window.page_rows
+        if len(self._strips) > limit or len(self._marked_strips) > limit:
+            held = {row.id for row in self.window.rows}
+            held.update(row.id for page in self.window.pending.values() for row in page.rows)
+            self._strips = {k: v for k, v in self._strips.items() if k[0] in held}
+            self._marked_strips = {k: v for k, v in self._marked_strips.items() if k[0] in held}
 
     def _ensure_layout(self, force: bool = False) -> None:
         width = self.size.width or (self.app.size.width if self.is_attached else 120)
@@ -530,41 +598,115 @@ class OrderTable(ScrollView, can_focus=True):
             self._header = Strip(segs).apply_style(style)
         return self._header
 
-    def _row_strip(self, row: OrderRow) -> Strip:
+    def _row_cells(self, row: OrderRow) -> Cells:
         """The row's cells as unstyled-background segments, built once."""
         now = self.now or self.app.desk.now()  # type: ignore[attr-defined]
         key = (row.id, row.version, self._layout_width, now)
-        strip = self._strips.get(key)
-        if strip is None:
-            segs: list[Segment] = []
-            get_style = self._get_style
-            for col, w in self._layout:
-                value = cell(row, col, w, now)
-                segs.append(Segment(" "))
-                if isinstance(value, Content):
-                    text = value.truncate(w, pad=True)
-                    for part, style in text.render(end="", parse_style=get_style):
-                        segs.append(Segment(part, style.rich_style if style else None))
-                    segs.append(Segment(" " * max(0, w - text.cell_length)))
-                else:
-                    segs.append(Segment(_fit(value, w, col.right)))
-                segs.append(Segment(" "))
-            strip = self._strips[key] = Strip(segs)
+        cells = self._strips.get(key)
+        if cells is None:
+            cells = self._strips[key] = self._build_cells(row, now)
         if not self.marks.is_marked(row.id):
-            return strip
+            return cells
         marked = self._marked_strips.get(key)
         if marked is None:
             # the glyph takes the first cell's leading pad: no column to make room for
             glyph = Segment(MARK, self.get_component_rich_style("order-table--mark"))
-            segs = list(strip)
+            segs, length = cells
             first = segs[0]
-            rest = [Segment(first.text[1:], first.style)] if len(first.text) > 1 else []
-            marked = Strip([glyph, *rest, *segs[1:]], strip.cell_length)
-            self._marked_strips[key] = marked
+            rest = (Segment(first.text[1:], first.style),) if len(first.text) > 1 else ()
+            marked = self._marked_strips[key] = ((glyph, *rest, *segs[1:]), length)
         return marked
 
+    def _build_cells(self, row: OrderRow, now: datetime) -> Cells:
+        """One row as few segments as possible: the plain cells (and the pads
+        around the badges) run together into one unstyled segment; a paged
+        row costs a few string joins, and every later stage (row style,
+        filters, compositor cuts) works per segment."""
+        segs: list[Segment] = []
+        plain: list[str] = []
+        length = 0
+        for col, w in self._layout:
+            field = BADGE_FIELDS.get(col.key)
+            if field is None:
+                plain.append(f" {_fit(cell(row, col, w, now), w, col.right)} ")  # type: ignore[arg-type]
+                length += w + 2  # _fit makes it exactly w cells
+                continue
+            pieces, cells = self._badge(col, w, getattr(row, field), row, now)
+            length += cells
+            for text, style in pieces:
+                if style is None:
+                    plain.append(text)
+                else:
+                    if plain:
+                        segs.append(Segment("".join(plain)))
+                        plain = []
+                    segs.append(Segment(text, style))
+        if plain:
+            segs.append(Segment("".join(plain)))
+        return tuple(segs), length
+
+    def _badge(
+        self, col: Column, width: int, value: object, row: OrderRow, now: datetime
+    ) -> tuple[tuple[tuple[str, Style | None], ...], int]:
+        """A badge cell's pieces (text, style), pads included, and its width in
+        cells; the same for every row with this value, so built once per
+        value, width and theme."""
+        key = (col.key, value, width)
+        badge = self._badges.get(key)
+        if badge is None:
+            content = cell(row, col, width, now)
+            if isinstance(content, Content):
+                text = content.truncate(width, pad=True)
+                parts: list[tuple[str, Style | None]] = [(" ", None)]
+                for part, style in text.render(end="", parse_style=self._get_style):
+                    parts.append((part, style.rich_style if style else None))
+                parts.append((" " * max(0, width - text.cell_length) + " ", None))
+                pieces = tuple(parts)
+            else:
+                pieces = ((f" {_fit(content, width, col.right)} ", None),)
+            badge = self._badges[key] = (pieces, sum(cell_len(text) for text, _ in pieces))
+        return badge
+
+    def focus_when_painted(self) -> None:
+        """Take the focus once a frame has painted the table's rows.
+
+        A focus change repaints the whole screen (and the footer's keys): done
+        with new rows it made their frame several times dearer. The rows go
+        first; the focus follows in the next frame."""
+        self._focus_when_painted = True
+        self.refresh()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # One frame's lines share the width and the row styles: look them up
+        # once per frame instead of per line (``rich_style`` walks the
+        # ancestors' backgrounds every time it is asked).
+        self._frame = None
+        try:
+            lines = super().render_lines(crop)
+        finally:
+            self._frame = None
+        if self._focus_when_painted:
+            self._focus_when_painted = False
+            self.focus()  # set after this frame (Widget.focus defers it)
+        return lines
+
+    def _frame_styles(self) -> tuple[int, Style, Style, Style, Style]:
+        """(width, plain row, even row, marked row, cursor) styles."""
+        frame = self._frame
+        if frame is None:
+            component = self.get_component_rich_style
+            frame = (
+                self.scrollable_content_region.width,
+                self.rich_style,
+                component("order-table--even-row"),
+                component("order-table--marked"),
+                component("order-table--cursor"),
+            )
+            self._frame = frame
+        return frame
+
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
+        width, plain, even, marked, cursor = self._frame_styles()
         if y == 0:
             return self._header_strip().adjust_cell_length(
                 width, self.get_component_rich_style("order-table--header")
@@ -572,26 +714,26 @@ class OrderTable(ScrollView, can_focus=True):
         index = round(self.scroll_y) + y - 1
         rows = self.window.rows
         if not 0 <= index < len(rows):
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, plain)
         if index == self._cursor:
             # the cursor's colours go over the cells' own (a badge coloured
-            # like the cursor would vanish); the style swap is cached per strip
-            style = self.get_component_rich_style("order-table--cursor")
-            bare = self._row_strip(rows[index])
+            # like the cursor would vanish); the style swap is cached
+            bare = self._row_cells(rows[index])
             cached = self._cursor_strip
-            if cached and cached[0] is bare and cached[1] == style and cached[2] == width:
+            if cached and cached[0] is bare and cached[1] == cursor and cached[2] == width:
                 return cached[3]
-            segs = Segment.apply_style(bare, post_style=style)
-            strip = Strip(segs, bare.cell_length).adjust_cell_length(width, style)
-            self._cursor_strip = (bare, style, width, strip)
+            segs = Segment.apply_style(bare[0], post_style=cursor)
+            strip = Strip(segs, bare[1]).adjust_cell_length(width, cursor)
+            self._cursor_strip = (bare, cursor, width, strip)
             return strip
         if self.marks.is_marked(rows[index].id):
-            style = self.get_component_rich_style("order-table--marked")
+            style = marked
         elif ((self.window.start or 0) + index) % 2 == 0:
-            style = self.get_component_rich_style("order-table--even-row")
+            style = even
         else:
-            style = self.rich_style
-        return self._row_strip(rows[index]).apply_style(style).adjust_cell_length(width, style)
+            style = plain
+        segs, length = self._row_cells(rows[index])
+        return Strip(Segment.apply_style(segs, style), length).adjust_cell_length(width, style)
 
     # -- cursor --------------------------------------------------------------
 
@@ -622,6 +764,7 @@ class OrderTable(ScrollView, can_focus=True):
         del animate  # the cursor never animates; kept for DataTable's signature
         if not self.row_count:
             return
+        row = self._take_pending(row)
         old, self._cursor = self._cursor, max(0, min(row, self.row_count - 1))
         if scroll:
             self._scroll_cursor_into_view()
@@ -629,9 +772,13 @@ class OrderTable(ScrollView, can_focus=True):
             self.refresh_line(old + 1)
             self.refresh_line(self._cursor + 1)
             self.post_message(self.RowHighlighted(self._cursor, self.current))
-        if self._cursor >= self.row_count - EDGE and self.window.more_after:
-            self.post_message(self.NeedRows("after"))
-        elif self._cursor < EDGE and self.window.more_before:
+        # fetch one page-down ahead of the edge, so the page is parked in time
+        ahead = EDGE + self._visible_rows()
+        window = self.window
+        if self._cursor >= self.row_count - ahead and window.more_after:
+            if "after" not in window.pending:
+                self.post_message(self.NeedRows("after"))
+        elif self._cursor < ahead and window.more_before and "before" not in window.pending:
             self.post_message(self.NeedRows("before"))
 
     def refresh_row(self, row: int) -> None:
@@ -646,6 +793,7 @@ class OrderTable(ScrollView, can_focus=True):
         self.move_cursor(row=self._cursor - 1)
 
     def _page(self, delta: int) -> None:
+        self._take_pending(self._cursor + delta)  # the rows it moves into, if parked
         target = max(0, min(self._cursor + delta, self.row_count - 1))
         # the cursor keeps its screen line when the list can scroll that far
         self.scroll_to(y=round(self.scroll_y) + target - self._cursor, animate=False, force=True)

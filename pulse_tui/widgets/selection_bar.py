@@ -35,10 +35,13 @@ class SelectionBar(Static):
 
     def __init__(self, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__("", markup=False, **kwargs)
+        self._text = ""
 
     def show(self, marks: Marks, scope: str = "") -> None:
         text = selection_text(marks, scope)
-        self.update(text)
+        if text != self._text:  # called on every query change: no layout pass for nothing
+            self._text = text
+            self.update(text)
         self.display = bool(text)
         self.set_class(marks.all_matching, "-all")
 

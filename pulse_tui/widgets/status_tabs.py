@@ -91,10 +91,20 @@ class StatusTabs(Tabs):
             name = SHORT[tid] if compact else label
             n = self.counts.get(tid)
             text = name if n is None else f"{name} {fmt_count(n, compact)}"
-            self.query_one(f"#tab-{tid}", Tab).label = text
+            tab = self.query_one(f"#tab-{tid}", Tab)
+            if tab.label.plain != text:  # a relabel is a layout pass and an underline move
+                tab.label = text
 
     def on_resize(self) -> None:
         self.set_counts()
+
+    def _on_tab_relabelled(self, event: Tab.Relabelled) -> None:
+        # New counts change the labels' widths: put the underline under the
+        # active tab at once. Tabs slides it (0.3 s, a frame every 16 ms), and
+        # counts land while the operator types the next filter.
+        event.prevent_default()
+        event.stop()
+        self._highlight_active(animate=False)
 
     @on(Tabs.TabActivated)
     def _activated(self, event: Tabs.TabActivated) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from rich.cells import cell_len
 from textual.markup import escape
 from textual.widgets import Static
 
@@ -68,6 +69,8 @@ class SyncIndicator(Static):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("", **kwargs)  # type: ignore[arg-type]
+        self._shown: tuple[str, str, str | None] | None = None  # phase, text, tooltip
+        self._width = 0  # cells of the text shown
 
     def on_mount(self) -> None:
         self.watch(self.app, "sync_status", self._status_changed, init=True)
@@ -83,10 +86,22 @@ class SyncIndicator(Static):
     def _update(self) -> None:
         status = self.status
         now = self.app.desk.now()  # type: ignore[attr-defined]
-        self.set_classes(f"-{status.phase}")
-        self.display = status.phase != "off"
-        self.update(escape(status.text(now)))
-        self.tooltip = status.error if status.phase == "error" else None
+        plain = status.text(now)
+        text = escape(plain)
+        tooltip = status.error if status.phase == "error" else None
+        shown = self._shown
+        if shown == (status.phase, text, tooltip):
+            return  # the tick every few seconds: no restyle, no layout for the same words
+        if shown is None or shown[0] != status.phase:
+            self.set_classes(f"-{status.phase}")
+            self.display = status.phase != "off"
+        if shown is None or shown[1] != text:
+            # the header lays out again only when the indicator's width changes
+            self.update(text, layout=shown is None or self._width != cell_len(plain))
+            self._width = cell_len(plain)
+        if shown is None or shown[2] != tooltip:
+            self.tooltip = tooltip
+        self._shown = (status.phase, text, tooltip)
 
     @property
     def text(self) -> str:

@@ -199,3 +199,24 @@ async def test_list_on_200k_orders_holds_only_a_window(big_app) -> None:  # type
         await pilot.press("g")
         await _settle(app, pilot)
         assert table.current.number == f"PB-{100000 + N}"
+
+
+async def test_page_down_moves_a_whole_page_at_the_window_edge(big_app) -> None:  # type: ignore[no-untyped-def]
+    """The next page is fetched one page-down ahead and parked: the key that
+    reaches the window's edge brings it in and moves a whole page (it used to
+    stop at the edge while the page was fetched)."""
+    app = big_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        table = app.screen.query_one(OrderTable)
+        step = table._visible_rows()
+        positions = [table.absolute_row]
+        for _ in range(8):  # 8 pages of 35 rows: the 250-row window refills and drops
+            await pilot.press("pagedown")
+            await _settle(app, pilot)
+            positions.append(table.absolute_row)
+            assert _held(app) <= table.window.max_rows
+        assert [b - a for a, b in zip(positions, positions[1:], strict=False)] == [step] * 8
+        assert table.window.start and table.window.start > 0  # rows were dropped at the top
+        assert table.current.number == f"PB-{100000 + N - table.absolute_row}"
+        assert _painted_cursor_line(table).split()[0] == table.current.number
