@@ -13,9 +13,15 @@ from typing import Any
 
 from rich import box
 from rich.table import Table
+from textual._resolve import resolve
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.containers import Vertical
+from textual.content import Content
+from textual.css.scalar import Scalar
 from textual.markup import escape
+from textual.strip import Strip
+from textual.visual import RenderOptions, RichVisual
+from textual.widget import Widget
 from textual.widgets import Static
 
 from pulse_tui.domain.status import PaymentStatus, awaiting_payment
@@ -26,6 +32,7 @@ from pulse_tui.widgets.formatting import absolute_time, money, relative_time
 from pulse_tui.widgets.status_badge import badge_markup
 
 MUTED = "$foreground-muted"
+FR = Scalar.parse("1fr")
 
 # refund / return status -> theme variable (content markup and table cells)
 REFUND_STYLE: dict[str, str] = {
@@ -105,7 +112,7 @@ class Panel(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.border_title = self.TITLE
-        self.add_class("detail-panel")
+        self.add_class("detail-panel", update=False)  # not mounted yet: nothing to restyle
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="panel-body")
@@ -113,6 +120,51 @@ class Panel(Vertical):
     @property
     def body(self) -> Static:
         return self.query_one(".panel-body", Static)
+
+
+class TotalsRow(Widget):
+    """The order's seven totals, label over amount, in seven equal columns.
+
+    One widget where a Grid of seven Statics used to be (eight widgets fewer
+    to mount, style, lay out and render on every open), drawn the way that
+    Grid drew them: seven 1fr columns one cell apart (Textual's own column
+    arithmetic), each cell's markup wrapped and folded to its column as a
+    Static would, two lines tall.
+    """
+
+    GUTTER = 1
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cells: dict[str, Content] = {}
+
+    def set_cells(self, cells: dict[str, str]) -> None:
+        """Markup per column, in order (``name -> "label\namount"``)."""
+        self._cells = {name: Content.from_markup(markup) for name, markup in cells.items()}
+        self.refresh()
+
+    def cell(self, name: str) -> str:
+        """The plain text of one cell (label and amount)."""
+        cell = self._cells.get(name)
+        return cell.plain if cell is not None else ""
+
+    def render(self) -> Content:
+        width, height = self.size
+        if not self._cells or width <= 0:
+            return Content("")
+        columns = resolve([FR] * len(self._cells), width, self.GUTTER, self.size, self.size)
+        rows: list[list[Content]] = [[] for _ in range(height)]
+        # a cell's unused width and the gutters are left unstyled; after the
+        # last text of a line the widget pads, as Textual pads each Static
+        ends = [0] * height
+        for (offset, column_width), cell in zip(columns, self._cells.values(), strict=False):
+            lines = cell.wrap(column_width) if column_width > 0 else []
+            for y, row in enumerate(rows):
+                if y < len(lines) and lines[y].cell_length:
+                    row.append(Content(" " * (offset - ends[y])))
+                    row.append(lines[y])
+                    ends[y] = offset + lines[y].cell_length
+        return Content("\n").join(Content("").join(row) for row in rows)
 
 
 class SummaryHeader(Vertical):
@@ -124,9 +176,7 @@ class SummaryHeader(Vertical):
         yield Static("", id="summary-title")
         yield Static("", id="summary-hold", classes="hold-banner")
         yield Static("", id="summary-meta")
-        with Grid(id="summary-totals"):
-            for name in self.TOTALS:
-                yield Static("", id=f"total-{name}", classes="total-cell")
+        yield TotalsRow(id="summary-totals")
 
     def show(self, d: OrderDetail, now: datetime) -> None:
         o = d.order
@@ -151,11 +201,44 @@ class SummaryHeader(Vertical):
             meta.append(("cancel reason", o.cancel_reason.replace("_", " ")))
         meta.append(("tags", ", ".join(d.tags) if d.tags else "none"))
         self.query_one("#summary-meta", Static).update(_pairs(meta))
-        for name in self.TOTALS:
-            amount = getattr(o, name)
-            self.query_one(f"#total-{name}", Static).update(
-                f"[{MUTED}]{name.capitalize()}[/]\n[b]{escape(money(amount, o.currency))}[/]"
-            )
+        self.query_one(TotalsRow).set_cells(
+            {
+                name: f"[{MUTED}]{name.capitalize()}[/]\n"
+                f"[b]{escape(money(getattr(o, name), o.currency))}[/]"
+                for name in self.TOTALS
+            }
+        )
+
+
+class RenderedOnce(RichVisual):
+    """A Rich renderable (the lines table) rendered once per width.
+
+    Textual renders a Static's Rich renderable again for every layout pass
+    (its height) and every repaint (its lines), three or four times while the
+    detail opens; a Rich Table is the dearest thing on the screen to render.
+    The result only depends on the width (and the base style), so keep it.
+    """
+
+    def __init__(self, widget: Any, renderable: Any) -> None:
+        super().__init__(widget, renderable)
+        self._heights: dict[int, int] = {}
+        self._strips: dict[tuple[int, int | None, Any], list[Strip]] = {}
+
+    def __rich__(self) -> Any:
+        return self._renderable  # printable as the table itself (tests, exports)
+
+    def get_height(self, rules: Any, width: int) -> int:
+        if width not in self._heights:
+            self._heights[width] = super().get_height(rules, width)
+        return self._heights[width]
+
+    def render_strips(
+        self, width: int, height: int | None, style: Any, options: RenderOptions
+    ) -> list[Strip]:
+        key = (width, height, style)
+        if key not in self._strips:
+            self._strips[key] = super().render_strips(width, height, style, options)
+        return self._strips[key]
 
 
 class LinesPanel(Panel):
@@ -188,7 +271,8 @@ class LinesPanel(Panel):
                 money(ln.line_total, cur),
                 f"{ln.qty_fulfilled}/{ln.qty_returned}/{ln.qty_refunded}",
             )
-        self.body.update(table if d.lines else "No lines.")
+        body = self.body
+        body.update(RenderedOnce(body, table) if d.lines else "No lines.")
 
 
 class CustomerPanel(Panel):

@@ -42,30 +42,58 @@ def event_markup(event: OrderEvent, now: datetime) -> str:
     return f"{head}\n{escape(event.message)}"
 
 
+def event_classes(event: OrderEvent) -> str:
+    classes = f"event event-{event.kind}"
+    if event.kind == "note":
+        classes += " note"
+    return classes
+
+
 class TimelineEvent(Static):
     def __init__(self, event: OrderEvent, now: datetime) -> None:
-        classes = f"event event-{event.kind}"
-        if event.kind == "note":
-            classes += " note"
-        super().__init__(event_markup(event, now), classes=classes)
+        super().__init__(event_markup(event, now), classes=event_classes(event))
+        self.event_kind = event.kind
+        self.event_message = event.message
+
+    def show(self, event: OrderEvent, now: datetime) -> None:
+        """Show another event in this widget (a reload shifts them down)."""
+        if event.kind != self.event_kind:
+            self.set_classes(event_classes(event))
+        self.update(event_markup(event, now))
         self.event_kind = event.kind
         self.event_message = event.message
 
 
 class Timeline(Vertical):
-    """A titled list of TimelineEvent widgets; ``show`` replaces them all."""
+    """A titled list of TimelineEvent widgets, one per event.
+
+    ``show`` reuses the widgets already there (a reload after an action adds
+    one event and shifts the others down): it updates them in place and
+    mounts or removes only the difference.
+    """
 
     def __init__(self, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(**kwargs)
         self.border_title = "Timeline"
-        self.add_class("detail-panel")
+        self.add_class("detail-panel", update=False)  # not mounted yet: nothing to restyle
 
     async def show(self, events: Sequence[OrderEvent], now: datetime) -> None:
-        await self.remove_children()
+        shown = [w for w in self.children if isinstance(w, TimelineEvent)]
+        empty = [w for w in self.children if not isinstance(w, TimelineEvent)]
         if not events:
-            await self.mount(Static("No events.", classes="event-empty"))
+            if shown:
+                await self.remove_children(shown)
+            if not empty:
+                await self.mount(Static("No events.", classes="event-empty"))
             return
-        await self.mount_all([TimelineEvent(e, now) for e in events])
+        if empty:
+            await self.remove_children(empty)
+        for widget, event in zip(shown, events, strict=False):
+            widget.show(event, now)
+        if len(shown) > len(events):
+            await self.remove_children(shown[len(events) :])
+        elif len(events) > len(shown):
+            await self.mount_all([TimelineEvent(e, now) for e in events[len(shown) :]])
 
     @property
     def events(self) -> list[TimelineEvent]:

@@ -29,10 +29,15 @@ from pulse_tui.screens.dialogs import (
     StatusDialog,
     TagDialog,
 )
-from pulse_tui.screens.order_detail import OrderDetailScreen
+from pulse_tui.screens.order_detail import (
+    OrderDetailScreen,
+    read_order,
+    warm_up,
+)
 from pulse_tui.services.desk import Desk
 from pulse_tui.storage.db import make_engine, read_session
 from pulse_tui.storage.models import Order, OrderEvent
+from pulse_tui.widgets.order_panels import TotalsRow
 from pulse_tui.widgets.timeline import Timeline
 from tests import factories
 from tests.tui.helpers import open_detail, settle
@@ -96,8 +101,10 @@ async def test_detail_shows_header_lines_payments_and_timeline(make_app) -> None
         hold = screen.query_one("#summary-hold")
         assert hold.display and "address check" in str(hold.render())
         assert "Jürgen Müller" in text_of(screen, "#summary-meta")
-        assert "€64.45" in text_of(screen, "#total-total")
-        assert "€4.95" in text_of(screen, "#total-shipping")
+        totals = screen.query_one(TotalsRow)
+        assert "Total" in totals.cell("total") and "€64.45" in totals.cell("total")
+        assert "Shipping" in totals.cell("shipping") and "€4.95" in totals.cell("shipping")
+        assert "€4.95" in text_of(screen, "#summary-totals")  # what the row renders
         lines = text_of(screen, "#lines .panel-body")
         assert "MUG-BLUE" in lines and "TEE-M" in lines and "€29.75" in lines
         assert "4242" in text_of(screen, "#payments .panel-body")
@@ -106,7 +113,7 @@ async def test_detail_shows_header_lines_payments_and_timeline(make_app) -> None
         # newest first, every event, with actor and relative + absolute time
         assert [e.event_kind for e in events] == ["held", "status", "payment_confirmed", "placed"]
         first = str(events[0].render())
-        assert "ada" in first and "1mo ago" in first and "2026-10-26 15:00" in first
+        assert "ada" in first and "1mo ago" in first and "2026-10-26 12:00" in first
         assert "On hold: address check" in first
         assert not screen.banner_text
 
@@ -153,6 +160,32 @@ async def test_unknown_order_shows_error_and_app_stays_alive(make_app) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, OrderDetailScreen)
+
+
+async def test_resizing_the_terminal_relays_out_the_detail(make_app) -> None:
+    # the screen skips the Resize its own first layout sends; real ones count
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_detail(pilot, "PB-100001")
+        side, main = screen.query_one("#detail-side"), screen.query_one("#detail-main")
+        assert screen.has_class("-wide") and side.region.x > main.region.x
+        await pilot.resize_terminal(80, 40)
+        await settle(pilot)
+        assert screen.has_class("-narrow") and not screen.has_class("-wide")
+        assert side.region.y > main.region.y and side.region.x == main.region.x
+
+
+def test_warm_up_reads_like_the_screen_and_never_raises(small_db_path) -> None:
+    engine = make_engine(f"sqlite:///{small_db_path}")
+    desk = Desk(engine, factories.ADMIN, clock=lambda: factories.START)
+    seen: list[Any] = []
+    real = desk.orders.detail
+    desk.orders.detail = lambda ref: seen.append(ref) or real(ref)  # type: ignore[method-assign]
+    warm_up(desk, "PB-100001")
+    warm_up(desk, "PB-999999")  # unknown: NotFound swallowed
+    assert seen == ["PB-100001", "PB-999999"]
+    assert read_order(desk, "PB-100001").detail.order.number == "PB-100001"
+    engine.dispose()
 
 
 # -- which actions are offered ------------------------------------------------
@@ -227,6 +260,8 @@ async def test_note_appears_in_timeline(make_app) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_detail(pilot, "PB-100002")
+        before = screen.query_one(Timeline).events
+        before_messages = [b.event_message for b in before]
         changed = spy_order_changed(app)
         version = order_row(app, "PB-100002").version
         await pilot.press("n")
@@ -236,9 +271,14 @@ async def test_note_appears_in_timeline(make_app) -> None:
         await pilot.press("enter")
         await settle(pilot)
         assert app.screen is screen
-        first = screen.query_one(Timeline).events[0]
+        events = screen.query_one(Timeline).events
+        first = events[0]
         assert first.event_kind == "note" and first.has_class("note")
         assert "Called the customer" in str(first.render())
+        # the reload updated the event widgets in place and mounted one more
+        assert all(a is b for a, b in zip(events, before, strict=False))
+        assert [e.event_message for e in events[1:]] == before_messages
+        assert not events[1].has_class("note")
         assert order_row(app, "PB-100002").version == version + 1
         assert screen.loaded.detail.order.version == version + 1
         assert [(m.number, m.order_id) for m in changed] == [("PB-100002", 2)]
