@@ -85,15 +85,16 @@ class KeysFooter(Footer):
         for i, (binding, enabled, tooltip) in enumerate(entries):
             widget = widgets[i]
             assert isinstance(widget, FooterKey)
-            widget.key = binding.key
-            widget.key_display = display(binding)
-            widget.description = binding.description
-            widget.action = binding.action
-            widget._disabled = not enabled
-            widget.set_class(not enabled, "-disabled")
-            widget.tooltip = tooltip or None
+            text = (binding.key, display(binding), binding.description, binding.action)
+            if text != (widget.key, widget.key_display, widget.description, widget.action):
+                widget.key, widget.key_display, widget.description, widget.action = text
+                widget.refresh(layout=True)
+            if widget._disabled != (not enabled):  # only the greyed state changed
+                widget._disabled = not enabled
+                widget.set_class(not enabled, "-disabled")
+            if widget.tooltip != (tooltip or None):
+                widget.tooltip = tooltip or None
             widget.display = True
-            widget.refresh(layout=True)
         for widget in widgets[len(entries) :]:
             widget.display = False
         self.styles.grid_size_columns = len(entries)  # as compose() sets it
