@@ -23,6 +23,7 @@ from pulse_tui.storage.db import make_engine
 from pulse_tui.widgets.order_table import OrderTable
 from pulse_tui.widgets.status_tabs import StatusTabs
 from tests import factories
+from tests.tui.helpers import settle
 
 pytestmark = pytest.mark.anyio
 
@@ -30,13 +31,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-async def settle(app, pilot) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(2):
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def footer_keys(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -61,7 +55,7 @@ def slow_pages(desk: Desk, delay: float) -> threading.Event:
 async def test_a_slow_load_says_loading_a_fast_one_changes_the_screen_once(make_app) -> None:  # type: ignore[no-untyped-def]
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         screen = app.screen
         assert isinstance(screen, OrderListScreen)
         table = screen.query_one(OrderTable)
@@ -79,9 +73,9 @@ async def test_a_slow_load_says_loading_a_fast_one_changes_the_screen_once(make_
         # slow: now the table is covered and the status line says so
         assert table.loading
         assert str(status.render()).startswith("loading…")
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.pause(0.7)
-        await settle(app, pilot)
+        await settle(pilot)
         assert not screen.is_loading and not table.loading
         assert {r.country for r in table.window.rows} == {"DE"}
         assert app.focused is table
@@ -94,7 +88,7 @@ async def test_a_slow_load_says_loading_a_fast_one_changes_the_screen_once(make_
         for _ in range(5):
             seen.append(table.loading)
             await pilot.pause()
-        await settle(app, pilot)
+        await settle(pilot)
         assert not any(seen)
         assert {r.status for r in table.window.rows} == {"pending"}
 
@@ -102,23 +96,23 @@ async def test_a_slow_load_says_loading_a_fast_one_changes_the_screen_once(make_
 async def test_footer_follows_the_focus(make_app) -> None:  # type: ignore[no-untyped-def]
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         on_table = footer_keys(app)
         assert ("enter", "Open") in on_table
         await pilot.press("slash")
-        await settle(app, pilot)
+        await settle(pilot)
         on_input = footer_keys(app)
         assert ("escape", "Close filter") in on_input
         assert ("enter", "Open") not in on_input
         await pilot.press("escape")
-        await settle(app, pilot)
+        await settle(pilot)
         assert footer_keys(app) == on_table  # the same keys, in the same order
 
 
 async def test_set_counts_relabels_only_changed_tabs(make_app) -> None:  # type: ignore[no-untyped-def]
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         tabs = app.screen.query_one(StatusTabs)
         labels = {t.id: t.label for t in tabs.query("Tab")}
         tabs.set_counts(dict(tabs.counts))
@@ -132,7 +126,7 @@ async def test_set_counts_relabels_only_changed_tabs(make_app) -> None:  # type:
 async def test_start_up_objects_are_frozen_while_the_app_runs(make_app) -> None:  # type: ignore[no-untyped-def]
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         assert app.screen.query_one(OrderTable).window.rows
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0  # given back when the App ends
@@ -159,8 +153,8 @@ async def test_background_work_starts_after_the_first_rows(small_db_path) -> Non
     app = build_app(desk, sync=runner, mail=None)
     runner.app = app
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
+        await settle(pilot)
         await pilot.pause(0.2)
-        await settle(app, pilot)
+        await settle(pilot)
         assert runner.rows_at_first_run == 24
         assert app.sync_status.phase == "ok"
