@@ -280,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--presses", type=int, default=100)
     args = ap.parse_args(argv)
     if args.one:
+        if args.db is None or not args.db.exists():
+            ap.error("--one runs one scenario on an existing database: give it --db FILE")
         print(json.dumps(asyncio.run(scenario(args.db, args.one, args.presses))))
         return 0
     from .run import build, print_table
