@@ -45,7 +45,7 @@ from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, and_, func, or_, select
+from sqlalchemy import Connection, CursorResult, Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 from sqlmodel import col
 
@@ -180,6 +180,21 @@ def enqueue_for_event(session: Session, ctx: Context, order: Order, ev: OrderEve
     enqueue_for_rows(session, [row], ctx)
 
 
+def _customers_of(conn: Connection, order_ids: Sequence[int]) -> dict[int, tuple[int, str, bool]]:
+    """order id → (customer id, email, opted out of transactional email)."""
+    stmt = (
+        select(
+            _ORDERS.c.id,
+            _CUSTOMERS.c.id,
+            _CUSTOMERS.c.email,
+            _CUSTOMERS.c.no_transactional_email,
+        )
+        .join(_CUSTOMERS, _CUSTOMERS.c.id == _ORDERS.c.customer_id)
+        .where(id_in(conn, _ORDERS.c.id, order_ids))
+    )
+    return {oid: (cid, email, bool(out)) for oid, cid, email, out in conn.execute(stmt).all()}
+
+
 def enqueue_for_rows(
     session: Session, rows: Sequence[EventRow], ctx: Context | None = None
 ) -> None:
@@ -195,18 +210,7 @@ def enqueue_for_rows(
     ids = sorted({r.order_id for r in wanted})
     who: dict[int, tuple[int, str, bool]] = {}
     for i in range(0, len(ids), _IN_CHUNK):
-        stmt = (
-            select(
-                _ORDERS.c.id,
-                _CUSTOMERS.c.id,
-                _CUSTOMERS.c.email,
-                _CUSTOMERS.c.no_transactional_email,
-            )
-            .join(_CUSTOMERS, _CUSTOMERS.c.id == _ORDERS.c.customer_id)
-            .where(id_in(conn, _ORDERS.c.id, ids[i : i + _IN_CHUNK]))
-        )
-        for oid, cid, email, opted_out in conn.execute(stmt).all():
-            who[oid] = (cid, email, bool(opted_out))
+        who.update(_customers_of(conn, ids[i : i + _IN_CHUNK]))
     notes: list[dict[str, Any]] = []
     out: list[dict[str, Any]] = []
     ids_ = message_ids(pol.domain)
@@ -652,18 +656,7 @@ class NotificationService:
         n_c = _N.c
         for i in range(0, len(ids), _IN_CHUNK):
             chunk = ids[i : i + _IN_CHUNK]
-            stmt = (
-                select(
-                    _ORDERS.c.id,
-                    _CUSTOMERS.c.id,
-                    _CUSTOMERS.c.email,
-                    _CUSTOMERS.c.no_transactional_email,
-                )
-                .join(_CUSTOMERS, _CUSTOMERS.c.id == _ORDERS.c.customer_id)
-                .where(_ORDERS.c.id.in_(chunk))
-            )
-            for oid, cid, email, opted_out in conn.execute(stmt).all():
-                who[oid] = (cid, email, bool(opted_out))
+            who.update(_customers_of(conn, chunk))
             dup = select(n_c.order_id).where(
                 n_c.order_id.in_(chunk),
                 n_c.template == template,
