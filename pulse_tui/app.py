@@ -45,6 +45,7 @@ MAX_SYNC_BACKOFF_S = 300.0  # longest wait between failing runs (unless the inte
 # screen (their first runs import httpx, Jinja2, and hit the database), and at
 # the latest this long after the App started.
 BACKGROUND_START_S = 3.0
+DETAIL_SCREEN = "order-detail"  # the installed detail screen, reused for each order
 
 
 class SyncRunner(Protocol):
@@ -215,6 +216,7 @@ class PulseApp(App[None]):
         self._gc_frozen = False
         self._background_started = False
         self._background_timer: Timer | None = None
+        self._detail_screen: Any = None  # the OrderDetailScreen kept for the next order
         for t in THEMES.values():
             self.register_theme(t)
         actor = desk.actor
@@ -534,7 +536,17 @@ class PulseApp(App[None]):
         except (ImportError, AttributeError):
             self.notify("detail screen not available", severity="warning")
             return
-        self.push_screen(screen_cls(message.ref))
+        kept = self._detail_screen
+        if kept is not None and kept.is_running and kept not in self.screen_stack:
+            kept.reopen(message.ref)  # pushes itself when the order has arrived
+            return
+        screen = screen_cls(message.ref)
+        if kept is None:
+            # Kept (installed) after it is popped, for the next order: opening
+            # an order then updates its panels instead of building ~60 widgets.
+            self.install_screen(screen, DETAIL_SCREEN)
+            self._detail_screen = screen
+        self.push_screen(screen)
 
     @on(messages.OrderChanged)
     def order_changed(self, message: messages.OrderChanged) -> None:

@@ -18,14 +18,20 @@ Customer emails (issue 7): ``e`` writes a free message to the customer
 sends one of the order's emails again (ResendDialog: a failed one is
 retried, a sent one resent). Sent and failed emails are timeline events.
 
-Opening fast (issue 8: enter → detail painted ≤ 100 ms at 1M orders). The
-order is read from the constructor on, in a thread, while the screen composes
-and mounts; when it has arrived by ``on_mount`` (the usual case) the first
-frame is the whole order, with no loading overlay (the keys follow a frame later). The footer
-is rebuilt only when its keys change (widgets.footer.KeysFooter), reloads
-update the panels and timeline in place, and the screen skips the restyles
-and the second layout Textual would do for nothing on a fresh push (see the
-``_on_*`` handlers).
+Opening fast (issue 8: enter → detail painted ≤ 100 ms at 1M orders). The App
+keeps one detail screen: the first order opened builds it, and it stays
+mounted (installed) when popped; the next order refills its panels
+(``reopen``) and the screen is pushed when the order has arrived, restyled only
+if the theme or the wide/narrow breakpoint changed meanwhile. Building the
+screen's ~60 widgets was most of the time an open took (the keys, styles and
+layout of a new screen; see benchmarks/README.md).
+A new screen reads its order from the constructor on, in a thread, while it
+composes and mounts; when it has arrived by ``on_mount`` (the usual case) the
+first frame is the whole order, with no loading overlay (the keys follow a
+frame later). The footer is rebuilt only when its keys change
+(widgets.footer.KeysFooter), reloads update the panels and timeline in place,
+and the screen skips the restyles and the second layout Textual would do for
+nothing on a fresh push (see the ``_on_*`` handlers).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.markup import escape
 from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
 
@@ -110,6 +117,7 @@ RETURNABLE_STATES = ("shipped", "delivered")
 BANNER_LEVEL = {"information": "info", "warning": "warning", "error": "error"}
 CONFLICT_TEXT = "changed by someone else — reloaded"
 WIDE_AT = 110  # columns from which the side panels sit next to lines and timeline
+PUSH_AFTER_S = 0.15  # a reopened screen waits this long for its order, then shows loading
 
 
 def read_order(desk: Any, ref: str | int) -> Loaded:
@@ -256,6 +264,8 @@ class OrderDetailScreen(Screen[None]):
         self.loading_detail = True
         self._first_load: Worker[Loaded] = self._load(self.app.desk)  # type: ignore[attr-defined]
         self._finished: Worker[Loaded] | None = None  # the last load shown
+        self._push_pending = False  # reopened: push when the order arrives
+        self._push_timer: Timer | None = None
 
     # -- layout --------------------------------------------------------------
 
@@ -295,7 +305,8 @@ class OrderDetailScreen(Screen[None]):
         self._resized = True
 
     def on_unmount(self) -> None:
-        # Popped: this screen's widgets, styles and caches (~10,000 objects)
+        # Popped and not kept (a detail opened over the kept one): this
+        # screen's widgets, styles and caches (~10,000 objects)
         # hang in reference cycles that only a full collection frees. Left to
         # chance, that collection (20-70 ms with the list behind it at 1M
         # orders) lands in the middle of a later key press - in 4 of 10 opens
@@ -304,11 +315,54 @@ class OrderDetailScreen(Screen[None]):
 
     def _on_screen_resume(self, event: events.ScreenResume) -> None:
         # Runs before Screen._on_screen_resume (Textual calls the handler of every
-        # class in the MRO). The first resume comes right after mounting, whose
-        # styles are fresh: skip its restyle of every widget on the screen.
-        if not self._resumed:
-            self._resumed = True
+        # class in the MRO), which restyles every widget on the screen. The
+        # first resume comes right after mounting, whose styles are fresh; a
+        # reopened screen (``reopen``) needs a restyle only if the CSS changed
+        # (a theme) or the terminal crossed the wide/narrow breakpoint while
+        # it was off the stack.
+        wide = self.app.size.width >= WIDE_AT
+        if self.has_class("-wide") != wide:
+            self.set_class(wide, "-wide", update=False)
+            self.set_class(not wide, "-narrow", update=False)
+        elif not self._resumed or self._css_update_count == self.app._css_update_count:
             event.refresh_styles = False
+        self._resumed = True
+        self._css_update_count = self.app._css_update_count
+
+    # -- reuse -----------------------------------------------------------------
+
+    def reopen(self, ref: str | int) -> None:
+        """Show another order on this screen, which is off the stack but still
+        mounted (the App keeps one detail screen installed): reset to ``ref``,
+        read it in a thread and push this screen when the order has arrived,
+        so the first frame is the new order with nothing of the last one.
+        A read slower than ``PUSH_AFTER_S`` pushes the screen with its loading
+        overlay instead."""
+        self.ref = ref
+        self.loaded = None
+        self._finished = None
+        self.title = f"Order {ref}"
+        self.set_banner("")
+        self.query_one("#detail-columns").display = True
+        self.query_one("#summary", SummaryHeader).display = True
+        self.query_one("#detail-body", DetailBody).scroll_home(animate=False)
+        self.loading_detail = True
+        self._push_pending = True
+        self._push_timer = self.set_timer(PUSH_AFTER_S, self._push_loading)
+        self._load(self.app.desk)  # type: ignore[attr-defined]
+
+    def _push_loading(self) -> None:
+        if self._push_pending:
+            self.query_one("#detail-body").loading = True
+            self._push()
+
+    def _push(self) -> None:
+        self._push_pending = False
+        if self._push_timer is not None:
+            self._push_timer.stop()
+            self._push_timer = None
+        if self not in self.app.screen_stack:
+            self.app.push_screen(self)
 
     # -- loading ---------------------------------------------------------------
 
@@ -347,6 +401,8 @@ class OrderDetailScreen(Screen[None]):
         if worker is self._finished:
             return  # shown from on_mount already
         self._finished = worker
+        if self._push_pending:
+            self._push()
         if worker.state == WorkerState.SUCCESS:
             await self.show_loaded(worker.result)  # type: ignore[arg-type]
         else:
