@@ -348,6 +348,8 @@ class OrderDetailScreen(Screen[None]):
         self.query_one("#detail-body", DetailBody).scroll_home(animate=False)
         self.loading_detail = True
         self._push_pending = True
+        if self._push_timer is not None:  # an order opened just before this one
+            self._push_timer.stop()
         self._push_timer = self.set_timer(PUSH_AFTER_S, self._push_loading)
         self._load(self.app.desk)  # type: ignore[attr-defined]
 

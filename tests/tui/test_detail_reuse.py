@@ -165,3 +165,22 @@ async def test_an_order_opened_over_the_kept_screen_gets_its_own(make_app) -> No
         assert kept.detail is not None and kept.detail.order.number == "PB-100001"
         await back(pilot)
         assert await open_detail(pilot, "PB-100003") is kept
+
+
+async def test_the_last_of_two_quick_opens_wins(make_app, monkeypatch) -> None:
+    # The first open's loading timer must not push the screen early for the second.
+    monkeypatch.setattr(order_detail, "PUSH_AFTER_S", 2.0)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_detail(pilot, "PB-100001")
+        await back(pilot)
+        gate = slow_reads(app)
+        app.post_message(OpenOrder("PB-100002"))
+        await pilot.pause(1.2)
+        app.post_message(OpenOrder("PB-100003"))
+        await pilot.pause(1.2)  # past the first open's 2 s, before the second's
+        assert app.screen is not screen
+        gate.set()
+        await settle(pilot)
+        assert app.screen is screen and len(app.screen_stack) == 2
+        assert screen.detail is not None and screen.detail.order.number == "PB-100003"
