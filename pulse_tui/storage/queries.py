@@ -55,7 +55,7 @@ from .models import (
     Shipment,
 )
 from .search import ORDER_CUSTOMER_INDEX, has_fts, text_plan, trigram_query
-from .sql import id_in
+from .sql import driver_rows, id_in
 
 PAGE_SIZE = 50
 
@@ -596,11 +596,12 @@ _FEW_CUSTOMERS = 10
 def _few_customers(session: Session, expr: str) -> list[int] | None:
     """Ids of the customers matching a trigram expression, when there are at
     most ``_FEW_CUSTOMERS`` of them (``customer_search``, migration 0003)."""
-    got = session.connection().execute(
-        sql_text("SELECT rowid FROM customer_search WHERE customer_search MATCH :q LIMIT :k"),
-        {"q": expr, "k": _FEW_CUSTOMERS + 1},
+    got = driver_rows(
+        session,
+        "SELECT rowid FROM customer_search WHERE customer_search MATCH ? LIMIT ?",
+        (expr, _FEW_CUSTOMERS + 1),
     )
-    ids = [int(r[0]) for r in got.all()]
+    ids = [int(r[0]) for r in got]
     return ids if len(ids) <= _FEW_CUSTOMERS else None
 
 
@@ -616,8 +617,7 @@ def _narrow(session: Session, f: OrderFilter) -> bool:
     counters, SQLite): see ``_fts_page``."""
     if not f.statuses and f.on_hold is not True:
         return False
-    counts = _COUNTS_TABLE
-    got: dict[str, int] = dict(session.connection().execute(select(counts.c.key, counts.c.n)).all())
+    got: dict[str, int] = dict(driver_rows(session, "SELECT key, n FROM order_counts"))
     total = int(got.get("all", 0))
     n = total
     if f.statuses:
@@ -663,11 +663,12 @@ def items_summaries(session: Session, order_ids: list[int]) -> dict[int, str]:
     # The ids are ints of our own rows, written into the SQL: an expanding
     # IN of 50 bound values cost more in SQLAlchemy than the query in SQLite.
     ids = ",".join(str(int(i)) for i in order_ids)
-    rows = session.connection().exec_driver_sql(
+    rows = driver_rows(
+        session,
         "SELECT order_id, name, quantity FROM order_lines "
-        f"WHERE order_id IN ({ids}) ORDER BY order_id, id"
+        f"WHERE order_id IN ({ids}) ORDER BY order_id, id",
     )
-    for oid, name, qty in rows.fetchall():
+    for oid, name, qty in rows:
         grouped[oid].append((name, qty))
     return {oid: items_summary(lines) for oid, lines in grouped.items()}
 

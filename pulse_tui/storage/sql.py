@@ -28,3 +28,20 @@ def id_in(
         return column.in_(values)
     listed = func.json_each(bindparam(None, json.dumps(values), type_=String))
     return column.in_(select(literal_column("value")).select_from(listed))
+
+
+def driver_rows(bind: Connection | Session, sql: str, params: Any = ()) -> list[Any]:
+    """Rows of a plain SQL string run on the DBAPI connection of ``bind``'s
+    transaction (``params`` in the driver's paramstyle).
+
+    For the small, hot reads of a list page (a page's lines, the status
+    counters): SQLAlchemy's result machinery cost more than SQLite's work
+    for them (~0.1-0.2 ms a statement at 1M orders). Values come back as the
+    driver returns them, with no type processing."""
+    conn = bind.connection() if isinstance(bind, Session) else bind
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
