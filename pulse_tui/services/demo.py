@@ -53,6 +53,7 @@ from pulse_tui.storage.bulk import (
     to_us,
 )
 from pulse_tui.storage.db import ensure_schema
+from pulse_tui.storage.search import email_words
 
 from .errors import InvalidInput
 from .operators import DEMO_OPERATOR
@@ -1302,7 +1303,7 @@ class _Generator:
                 oid,
                 number,
                 self.cust_name[c],
-                self.cust_email[c],
+                email_words(self.cust_email[c]),
                 " ".join(PRODUCTS[p][0] for p, *_ in lines),
                 tracking,
             )

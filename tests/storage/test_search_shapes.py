@@ -96,7 +96,8 @@ def load(engine: Engine) -> list[Doc]:
             cols = {
                 "number": o.number,
                 "customer": c.name,
-                "email": c.email,
+                # the address's words, its ASCII digits made spaces (0007)
+                "email": re.sub(r"[0-9]", " ", c.email),
                 "skus": " ".join(skus.get(o.id, [])),
                 "tracking": " ".join(tracking.get(o.id, [])),
             }
@@ -231,6 +232,9 @@ TEXTS = [
     "MUG-BLUE",
     "smith example",
     "jane smith",
+    "janet jsmith",  # a name word and an email word
+    "jane junken1",  # digits of an address are not words: substring side only
+    "jane 106496",
     "grace yuki",
     # nothing sensible
     "zzz",
@@ -416,6 +420,37 @@ def test_migration_0006_backfills_and_downgrades(tmp_path: Path) -> None:
     upgrade(eng)
     index_vs_rows(eng)
     eng.dispose()
+
+
+def search_docs(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as c:
+        return [tuple(r) for r in c.execute(text("SELECT rowid, * FROM order_search ORDER BY 1"))]
+
+
+def test_migration_0007_rebuilds_the_email_words_and_downgrades(tmp_path: Path) -> None:
+    eng = factories.build_small_db(tmp_path / "up7.sqlite")
+    with write_session(eng) as s:  # an address with digits
+        s.execute(text("UPDATE customers SET email = 'ann.lee1042@ex4mple.net' WHERE id = 1"))
+        search.rebuild_search(s)
+    current = search_docs(eng)
+    assert any("ann.lee    @ex mple.net" in r for r in current)
+    command.downgrade(alembic_config(eng), "0006")
+    old = search_docs(eng)
+    assert any("ann.lee1042@ex4mple.net" in r for r in old)
+    assert len(old) == len(current)
+    upgrade(eng)
+    assert search_docs(eng) == current  # the migration builds what the services write
+    eng.dispose()
+
+
+@pytest.mark.parametrize(
+    "email", ["ann.smith1042@example.net", "0@1.2", "no-digits@x.y", "ünï9côdé@例え.jp", ""]
+)
+def test_email_words_in_python_and_sql_agree(email: str) -> None:
+    import sqlite3
+
+    got = sqlite3.connect(":memory:").execute(f"SELECT {search.email_words_sql('?')}", (email,))
+    assert got.fetchone()[0] == search.email_words(email) == re.sub(r"[0-9]", " ", email)
 
 
 def test_rebuild_order_customer_search(tmp_path: Path) -> None:
