@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pulse_tui.storage.db import ensure_schema, head_revision, make_engine
 
-from .db import Result, run_db_benchmarks
+from .db import RUNS, Result, run_db_benchmarks
 
 CACHE = Path(__file__).parent / ".cache"
 BENCH_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -146,7 +146,12 @@ def print_table(title: str, results: list[Result]) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--orders", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument(
+        "--runs",
+        type=int,
+        default=RUNS,
+        help="samples per case with a target (reference cases: 10)",
+    )
     ap.add_argument(
         "--tui", action=argparse.BooleanOptionalAction, default=True, help="TUI benchmarks too"
     )
