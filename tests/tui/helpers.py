@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from pulse_tui.messages import OpenOrder
@@ -23,3 +24,16 @@ async def open_detail(pilot: Any, ref: str) -> OrderDetailScreen:
     screen = pilot.app.screen
     assert isinstance(screen, OrderDetailScreen)
     return screen
+
+
+def slow_reads(app: Any) -> threading.Event:
+    """Make the desk's order reads wait (up to 5 s) for the returned gate."""
+    gate = threading.Event()
+    real_detail = app.desk.orders.detail
+
+    def slow_detail(ref: Any) -> Any:
+        gate.wait(5)
+        return real_detail(ref)
+
+    app.desk.orders.detail = slow_detail
+    return gate

@@ -10,7 +10,6 @@ PB-100006 pending, unpaid (USD)
 from __future__ import annotations
 
 import io
-import threading
 from typing import Any
 
 import pytest
@@ -40,7 +39,7 @@ from pulse_tui.storage.models import Order, OrderEvent
 from pulse_tui.widgets.order_panels import TotalsRow
 from pulse_tui.widgets.timeline import Timeline
 from tests import factories
-from tests.tui.helpers import open_detail, settle
+from tests.tui.helpers import open_detail, settle, slow_reads
 
 # anyio's pytest plugin (installed with httpx) runs the async tests on asyncio
 pytestmark = pytest.mark.anyio
@@ -120,14 +119,7 @@ async def test_detail_shows_header_lines_payments_and_timeline(make_app) -> None
 
 async def test_loading_indicator_while_the_worker_reads(make_app) -> None:
     app = make_app()
-    gate = threading.Event()
-    real_detail = app.desk.orders.detail
-
-    def slow_detail(ref: Any) -> Any:
-        gate.wait(5)
-        return real_detail(ref)
-
-    app.desk.orders.detail = slow_detail
+    gate = slow_reads(app)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         app.post_message(OpenOrder("PB-100002"))

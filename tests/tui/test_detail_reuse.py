@@ -18,7 +18,7 @@ from pulse_tui.messages import OpenOrder
 from pulse_tui.screens import order_detail
 from pulse_tui.screens.order_detail import OrderDetailScreen
 from pulse_tui.widgets.timeline import Timeline
-from tests.tui.helpers import open_detail, settle
+from tests.tui.helpers import open_detail, settle, slow_reads
 
 pytestmark = pytest.mark.anyio
 
@@ -101,17 +101,11 @@ async def test_a_resize_across_the_breakpoint_while_it_was_closed_applies(make_a
         assert str(app.export_screenshot()) == expected
 
 
-def slow_reads(app: Any) -> threading.Event:
-    """Make the desk's order reads wait for the returned gate."""
-    gate = threading.Event()
-    real_detail = app.desk.orders.detail
-
-    def slow_detail(ref: Any) -> Any:
-        gate.wait(5)
-        return real_detail(ref)
-
-    app.desk.orders.detail = slow_detail
-    return gate
+async def kept_screen_with_slow_reads(pilot: Any) -> tuple[OrderDetailScreen, threading.Event]:
+    """Open PB-100001 and go back (the screen is kept); later reads wait for the gate."""
+    screen = await open_detail(pilot, "PB-100001")
+    await back(pilot)
+    return screen, slow_reads(pilot.app)
 
 
 async def test_the_screen_comes_up_when_the_order_has_arrived(make_app, monkeypatch) -> None:
@@ -119,9 +113,7 @@ async def test_the_screen_comes_up_when_the_order_has_arrived(make_app, monkeypa
     monkeypatch.setattr(order_detail, "PUSH_AFTER_S", 60)
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_detail(pilot, "PB-100001")
-        await back(pilot)
-        gate = slow_reads(app)
+        screen, gate = await kept_screen_with_slow_reads(pilot)
         app.post_message(OpenOrder("PB-100002"))
         for _ in range(5):
             await pilot.pause()
@@ -137,9 +129,7 @@ async def test_a_slow_read_shows_the_screen_loading(make_app, monkeypatch) -> No
     monkeypatch.setattr(order_detail, "PUSH_AFTER_S", 0.05)
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_detail(pilot, "PB-100001")
-        await back(pilot)
-        gate = slow_reads(app)
+        screen, gate = await kept_screen_with_slow_reads(pilot)
         app.post_message(OpenOrder("PB-100002"))
         await pilot.pause(0.3)
         assert app.screen is screen
@@ -172,9 +162,7 @@ async def test_the_last_of_two_quick_opens_wins(make_app, monkeypatch) -> None:
     monkeypatch.setattr(order_detail, "PUSH_AFTER_S", 2.0)
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_detail(pilot, "PB-100001")
-        await back(pilot)
-        gate = slow_reads(app)
+        screen, gate = await kept_screen_with_slow_reads(pilot)
         app.post_message(OpenOrder("PB-100002"))
         await pilot.pause(1.2)
         app.post_message(OpenOrder("PB-100003"))
