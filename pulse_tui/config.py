@@ -132,6 +132,9 @@ class Settings:
     operator: str | None = None
     theme: str = "pulse-dark"
     refund_limit_minor: int = 50_000  # agents may refund up to this without approval
+    # per currency, minor units (from [refund_limits], major units in the file);
+    # a currency not listed uses refund_limit_minor
+    refund_limits: dict[str, int] = field(default_factory=dict)
     # repr=False: the raw file may hold gateway secrets.
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     gateways: dict[str, GatewayConfig] = field(default_factory=dict)
@@ -139,6 +142,11 @@ class Settings:
     mail: MailSettings = field(default_factory=MailSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     notify_interval_s: float = 15.0
+
+    def refund_limit(self, currency: str) -> int:
+        """The most an agent may refund at once in ``currency``, in its minor
+        units; above it a refund waits for an admin's approval."""
+        return self.refund_limits.get(currency.upper(), self.refund_limit_minor)
 
     def mail_dir(self) -> Path:
         """Where the file backend writes: ``mail.dir``, else ``outbox`` beside
@@ -183,7 +191,8 @@ def load_settings(database_url: str | None = None, operator: str | None = None) 
         or default_database_url(),
         operator=operator or os.environ.get("PULSE_OPERATOR") or data.get("operator"),
         theme=str(data.get("theme", "pulse-dark")),
-        refund_limit_minor=int(data.get("refund_limit_minor", 50_000)),
+        refund_limit_minor=load_refund_limit(data),
+        refund_limits=load_refund_limits(data),
         raw=data,
         gateways=load_gateways(data),
         sync_interval_s=float(
@@ -199,6 +208,36 @@ def load_settings(database_url: str | None = None, operator: str | None = None) 
 
 class SettingsError(ValueError):
     """A setting that cannot work (unknown mail backend, bad port...)."""
+
+
+def load_refund_limit(data: dict[str, Any]) -> int:
+    """``refund_limit_minor``: minor units of any currency not in [refund_limits]."""
+    value = data.get("refund_limit_minor", 50_000)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SettingsError(
+            f"refund_limit_minor must be a whole number of minor units, 0 or more: {value!r}"
+        )
+    return value
+
+
+def load_refund_limits(data: dict[str, Any]) -> dict[str, int]:
+    """``[refund_limits]``: a currency's own limit in its major units
+    (``JPY = 50000``, ``KWD = "150.000"``, ``EUR = 500``), as minor units."""
+    from pulse_tui.domain.money import Money, MoneyError
+
+    table = data.get("refund_limits") or {}
+    if not isinstance(table, dict):
+        raise SettingsError("refund_limits must be a table of currency = amount, e.g. JPY = 50000")
+    limits: dict[str, int] = {}
+    for code, value in table.items():
+        try:
+            money = Money.parse(value, str(code))
+        except MoneyError as exc:
+            raise SettingsError(f"refund_limits.{code}: {exc}") from None
+        if money.amount < 0:
+            raise SettingsError(f"refund_limits.{code} must be 0 or more: {value!r}")
+        limits[money.currency] = money.amount
+    return limits
 
 
 def load_mail(data: dict[str, Any]) -> MailSettings:

@@ -235,12 +235,15 @@ def add_desk_examples(
     from .returns import ReturnPick
 
     desk = Desk(engine, Actor(agent, Role.AGENT, agent), settings)
-    limit = settings.refund_limit_minor if settings is not None else 50_000
+
+    def limit(currency: str) -> int:
+        return settings.refund_limit(currency) if settings is not None else 50_000
+
     refunds = returns = 0
     for number in numbers:
         try:
             d = desk.orders.detail(number)
-            if refunds < 2 and d.order.total > limit and not d.refunds:
+            if refunds < 2 and d.order.total > limit(d.order.currency) and not d.refunds:
                 desk.refunds.create(
                     number, RefundRequest(reason="not_received", amount=d.order.total)
                 )

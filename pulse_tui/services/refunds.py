@@ -177,8 +177,9 @@ def _order_id(s: Session, order_ref: str | int | None) -> int | None:
     return int(order.id or 0)
 
 
-def _limit(ctx: Context) -> int:
-    return ctx.settings.refund_limit_minor if ctx.settings is not None else DEFAULT_LIMIT
+def _limit(ctx: Context, currency: str) -> int:
+    """The approval limit for refunds in ``currency`` (minor units)."""
+    return ctx.settings.refund_limit(currency) if ctx.settings is not None else DEFAULT_LIMIT
 
 
 def _bad(exc: RefundError) -> InvalidInput:
@@ -359,7 +360,7 @@ class RefundService:
                     if p.captured > 0
                 ],
                 reasons=rules.OPERATOR_REASONS,
-                limit=_limit(self.ctx),
+                limit=_limit(self.ctx, order.currency),
                 may_approve=self.ctx.actor.can(Permission.REFUND_ANY),
             )
 
@@ -567,7 +568,7 @@ class RefundService:
         now = self.ctx.now()
         # Above the limit a refund waits for an admin, unless an admin approves
         # it as they create it (``approve``; require() checked the right).
-        waits = quote.amount > _limit(self.ctx) and not approve
+        waits = quote.amount > _limit(self.ctx, order.currency) and not approve
         refund = Refund(
             order_id=int(order.id or 0),
             payment_id=payment.id,
@@ -615,7 +616,8 @@ class RefundService:
                 self.ctx,
                 order,
                 "refund_awaiting_approval",
-                f"Refund #{refund.id} is above the {format_money(_limit(self.ctx), order.currency)}"
+                f"Refund #{refund.id} is above the "
+                f"{format_money(_limit(self.ctx, order.currency), order.currency)}"
                 " limit: waiting for an admin's approval",
                 {"refund": refund.id},
             )
@@ -626,7 +628,11 @@ class RefundService:
                 order,
                 "refund_approved",
                 f"Refund #{refund.id} approved"
-                + (" (within the limit)" if quote.amount <= _limit(self.ctx) else ""),
+                + (
+                    " (within the limit)"
+                    if quote.amount <= _limit(self.ctx, order.currency)
+                    else ""
+                ),
                 {"refund": refund.id},
             )
         record_audit(s, self.ctx, "refund.create", "refund", refund.id or 0, None, _snap(refund))

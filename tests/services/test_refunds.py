@@ -632,3 +632,55 @@ def test_a_refund_settled_before_the_capture_is_seen_still_counts(
         100,
     )
     assert d.payments[0].status == "partially_refunded"
+
+
+def test_the_approval_limit_is_each_currencys_own(engine, clock) -> None:
+    # one number of minor units is 100.00 EUR but only ¥10,000 or 10.000 KWD:
+    # [refund_limits] gives a currency its own limit, others keep the default
+    cfg = Settings(database_url="sqlite://", refund_limit_minor=LIMIT, refund_limits={"JPY": 500})
+    admin = Desk(engine, factories.ADMIN, cfg, clock)
+    agent = Desk(engine, factories.AGENT, cfg, clock)
+    eur = paid(admin)
+    jpy = paid(admin, lines=(("TEA-SET", 1),), currency="JPY", shipping=0)
+    assert agent.refunds.options(eur).limit == LIMIT
+    assert agent.refunds.options(jpy).limit == 500
+    assert agent.refunds.create(jpy, amount(500)).status == "approved"
+    waiting = agent.refunds.create(jpy, amount(501))
+    assert waiting.status == "requested"
+    messages = [e.message for e in admin.orders.detail(jpy).events]
+    assert any(f"Refund #{waiting.id} is above the ¥500 limit" in m for m in messages)
+    assert agent.refunds.create(eur, amount(501)).status == "approved"  # €5.01, default limit
+
+
+@pytest.mark.parametrize(
+    ("table", "want"),
+    [
+        ({"JPY": 50000, "kwd": "150.000", "EUR": 500}, {"JPY": 50000, "KWD": 150000, "EUR": 50000}),
+        ({}, {}),
+    ],
+)
+def test_refund_limits_are_read_in_each_currencys_major_units(table, want) -> None:
+    from pulse_tui.config import load_refund_limits
+
+    assert load_refund_limits({"refund_limits": table}) == want
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"refund_limits": {"XYZ": 10}}, "refund_limits.XYZ: unknown currency 'XYZ'"),
+        ({"refund_limits": {"JPY": "10.5"}}, "refund_limits.JPY: 10.5 has more than 0 decimal"),
+        ({"refund_limits": {"EUR": -1}}, "refund_limits.EUR must be 0 or more"),
+        ({"refund_limits": {"EUR": 1.5}}, "refund_limits.EUR: amounts must be text"),
+        ({"refund_limits": 500}, "refund_limits must be a table"),
+        ({"refund_limit_minor": "lots"}, "refund_limit_minor must be a whole number"),
+        ({"refund_limit_minor": -5}, "refund_limit_minor must be a whole number"),
+    ],
+)
+def test_bad_refund_limits_are_refused_with_the_key(data, message) -> None:
+    from pulse_tui.config import SettingsError, load_refund_limit, load_refund_limits
+
+    with pytest.raises(SettingsError) as err:
+        load_refund_limit(data)
+        load_refund_limits(data)
+    assert message in str(err.value)
