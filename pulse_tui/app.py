@@ -495,7 +495,7 @@ class PulseApp(App[None]):
                     severity="warning",
                 )
             if delivered_anything(report):
-                self._emails_changed()
+                self._emails_changed(report)
         else:
             self._mail_failures += 1
             message = str(error) or type(error).__name__
@@ -513,18 +513,23 @@ class PulseApp(App[None]):
         if self.mail_runner is not None and self.is_running:
             self._mail_timer = self.set_timer(delay, self.run_mail, name="next email delivery")
 
-    def _emails_changed(self) -> None:
-        """Sent/failed emails are new timeline events: reload what shows them."""
+    def _emails_changed(self, report: Any) -> None:
+        """Sent/failed emails are new timeline events: reload what shows them.
+
+        An open order reloads (quietly: no loading overlay every few seconds)
+        when the run wrote on its timeline (``report.orders``); a runner whose
+        report does not say reloads every open one."""
         from pulse_tui.screens.notifications import NotificationsScreen
         from pulse_tui.screens.order_detail import OrderDetailScreen
 
+        orders = getattr(report, "orders", None)
         for screen in self.screen_stack:
             if isinstance(screen, NotificationsScreen):
                 screen.post_message(NotificationsScreen.Refresh(quiet=True))
             elif isinstance(screen, OrderDetailScreen):
-                # the report does not say which orders: every open one,
-                # quietly (no loading overlay every few seconds)
-                screen.post_message(OrderDetailScreen.Refresh(None, quiet=True))
+                shown = screen.loaded.detail.order.id if screen.loaded else None
+                if orders is None or shown in orders:
+                    screen.post_message(OrderDetailScreen.Refresh(shown, quiet=True))
 
     # -- messages ----------------------------------------------------------
 

@@ -353,6 +353,8 @@ class DeliveryReport:
     retried: int = 0  # temporary failure: queued again for later
     skipped: int = 0  # opted out at send time
     errors: list[str] = field(default_factory=list)  # one line per failed or retried email
+    # orders whose timeline got an email event (sent, failed, skipped) in this run
+    orders: set[int] = field(default_factory=set)
 
     @property
     def total(self) -> int:
@@ -1123,10 +1125,18 @@ class MailSender:
         return res.rowcount == 1
 
     def _timeline(
-        self, s: Session, claim: _Claim, kind: str, message: str, action: str, after: dict[str, Any]
+        self,
+        s: Session,
+        claim: _Claim,
+        report: DeliveryReport,
+        kind: str,
+        message: str,
+        action: str,
+        after: dict[str, Any],
     ) -> None:
         now = self.ctx.now()
         if claim.order_id is not None:
+            report.orders.add(claim.order_id)
             record_events(
                 s,
                 [
@@ -1162,6 +1172,7 @@ class MailSender:
                 self._timeline(
                     s,
                     claim,
+                    report,
                     rules.EVENT_SENT,
                     f"Email sent to {claim.to_addr}: {subject}",
                     "notification.sent",
@@ -1177,6 +1188,7 @@ class MailSender:
                 self._timeline(
                     s,
                     claim,
+                    report,
                     rules.EVENT_FAILED,
                     f"Email failed ({rules.title(claim.template)}) to {claim.to_addr}: {reason}",
                     "notification.failed",
@@ -1213,6 +1225,7 @@ class MailSender:
                 )
                 and claim.order_id is not None
             ):
+                report.orders.add(claim.order_id)
                 record_events(
                     s,
                     [

@@ -144,6 +144,7 @@ def test_customer_opting_out_after_queueing_is_skipped_at_send(
     assert desk.customers.set_transactional_email(1, False).transactional_email is False
     report = MailSender(desk.engine, settings).deliver_due()
     assert report.skipped == 1 and rows(desk.engine)[0].status == "skipped"
+    assert report.orders == {o.id}
     assert ("notification_skipped", "Email skipped: customer opted out of transactional email") in (
         events(desk.engine, o.number)
     )
@@ -362,6 +363,7 @@ def test_notify_orders_skips_what_does_not_fit_and_is_idempotent(desk: Desk) -> 
         desk.notifications.notify_orders(ids, "free_message")
     report = MailSender(desk.engine, desk.ctx.settings).deliver_due()  # type: ignore[arg-type]
     assert report.sent == 3
+    assert report.orders == set(ids)  # whose timelines the run wrote on (the App reloads them)
 
 
 def test_check_reports_a_broken_override(desk: Desk, settings: Settings) -> None:

@@ -189,6 +189,40 @@ async def test_app_worker_delivers_with_the_file_backend(small_db_path, tmp_path
         assert "notification_sent" in kinds
 
 
+async def test_only_orders_the_run_wrote_on_reload(small_db_path, tmp_path) -> None:
+    # a delivery run for PB-100009 leaves the open PB-100003 alone (no reread
+    # every few seconds for every open order)
+    settings = _settings(small_db_path, tmp_path / "outbox")
+    desk = _desk(small_db_path, settings)
+    app = build_app(desk, settings=settings, sync=None, mail_interval=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        detail = await open_detail(pilot, "PB-100003")
+        for _ in range(100):  # the first runs send what the small db queued
+            await pilot.pause(0.1)
+            if app.mail_sent:
+                break
+        await settle(pilot)
+        reads: list[object] = []
+        real = desk.orders.detail
+
+        def spy(ref: object) -> object:
+            reads.append(ref)
+            return real(ref)
+
+        desk.orders.detail = spy  # type: ignore[method-assign]
+        sent_before = app.mail_sent
+        row = desk.notifications.compose("PB-100009", "Hello from the desk", "Body text.")
+        for _ in range(100):
+            await pilot.pause(0.1)
+            if desk.notifications.get(row.id).status == "sent":
+                break
+        await settle(pilot)
+        assert desk.notifications.get(row.id).status == "sent"
+        assert app.mail_sent > sent_before and detail.loaded is not None
+        assert detail.loaded.detail.order.number == "PB-100003"
+        assert reads == []  # the open order was not read again
+
+
 class FlakyRunner:
     def __init__(self) -> None:
         self.calls = 0
