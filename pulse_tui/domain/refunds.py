@@ -255,6 +255,14 @@ RETURN_STEPS: dict[str, tuple[ReturnStatus, ReturnStatus]] = {
 }
 
 
+def reopened_return_status(status: str) -> ReturnStatus | None:
+    """The status a return goes back to when the refund made for it is
+    cancelled: a refunded return is received again (its units may be refunded
+    or exchanged anew); None when it is in no state to go back (an exchanged
+    return's refund is the exchange difference, which does not undo it)."""
+    return ReturnStatus.RECEIVED if status == ReturnStatus.REFUNDED else None
+
+
 def return_step_problem(status: str, step: str) -> str | None:
     src, _dst = RETURN_STEPS[step]
     if status != src:
@@ -293,6 +301,7 @@ __all__ = [
     "parse_reason",
     "payment_status_after",
     "quote",
+    "reopened_return_status",
     "return_step_problem",
     "returnable_quantity",
 ]

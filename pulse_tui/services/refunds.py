@@ -661,7 +661,33 @@ class RefundService:
             (RefundStatus.REQUESTED, RefundStatus.APPROVED, RefundStatus.FAILED),
             RefundStatus.CANCELLED,
             lambda r: f"Refund #{r.id} cancelled" + (f": {note_c}" if note_c else ""),
+            then=self._reopen_return,
         )
+
+    def _reopen_return(self, s: Session, order: Order, refund: Refund) -> None:
+        """The return this refund was made for (if any, and if it is still the
+        return's refund) is received again, in the cancel's transaction: its
+        units can be refunded (under a new key) or exchanged once more."""
+        ret = s.get(Return, refund.return_id) if refund.return_id is not None else None
+        if ret is None or ret.refund_id != refund.id:
+            return
+        status = rules.reopened_return_status(ret.status)
+        if status is None:
+            return
+        before = {"status": ret.status, "refund_id": ret.refund_id}
+        ret.status = status.value
+        ret.refund_id = None
+        ret.updated_at = self.ctx.now()
+        record_event(
+            s,
+            self.ctx,
+            order,
+            "return_reopened",
+            f"Return #{ret.id} is {status.value} again: its refund #{refund.id} was cancelled",
+            {"return": ret.id, "refund": refund.id},
+        )
+        after = {"status": ret.status, "refund_id": None}
+        record_audit(s, self.ctx, "return.reopen", "return", ret.id or 0, before, after)
 
     def retry(self, refund_id: int) -> Refund:
         """Agents and admins: a failed refund goes back to approved as a new
@@ -733,6 +759,7 @@ class RefundService:
         message: Callable[[Refund], str],
         *,
         approved: bool = False,
+        then: Callable[[Session, Order, Refund], None] | None = None,
     ) -> Refund:
         with write_session(self.ctx.engine) as s:
             refund = s.get(Refund, refund_id)
@@ -753,6 +780,8 @@ class RefundService:
                 refund.approved_by, refund.approved_at = self.ctx.actor.label, self.ctx.now()
             record_event(s, self.ctx, order, f"refund_{target.value}", text, {"refund": refund.id})
             record_audit(s, self.ctx, action, "refund", refund_id, before, _snap(refund))
+            if then is not None:
+                then(s, order, refund)
             s.flush()
             s.expunge(refund)
             return refund

@@ -495,6 +495,38 @@ def test_a_cancelled_return_refund_can_be_made_again(
     assert ret_row(engine, r.id).refund_id == again.id
 
 
+def test_cancelling_a_returns_refund_reopens_the_return(
+    engine: Engine, admin_desk: Desk, agent: Desk, wes: Desk
+) -> None:
+    number = shipped(admin_desk, lines=(("MUG-BLUE", 40),))  # 595.00: above the limit
+    r = agent.returns.request(number, [ReturnPick("MUG-BLUE", 40)], "damaged")
+    agent.returns.authorize(r.id)
+    wes.returns.receive(r.id, [ReceivedItem("MUG-BLUE", 40, "damaged")])
+    first = agent.returns.refund(r.id)
+    assert first.status == "requested" and ret_row(engine, r.id).status == "refunded"
+    agent.refunds.cancel(int(first.id or 0), note="customer keeps a voucher instead")
+    back = ret_row(engine, r.id)
+    assert (back.status, back.refund_id) == ("received", None)
+    assert kinds(engine, number)[-2:] == ["refund_cancelled", "return_reopened"]
+    assert return_audits(engine, r.id)[-1] == "return.reopen"
+    # its units can be refunded again (a new key) or exchanged
+    again = admin_desk.returns.refund(r.id, approve=True)
+    assert again.idempotency_key == f"return-{r.id}-2" and again.status == "approved"
+    assert ret_row(engine, r.id).refund_id == again.id
+
+
+def test_cancelling_another_refund_leaves_the_return_alone(
+    engine: Engine, admin_desk: Desk, agent: Desk, wes: Desk
+) -> None:
+    number = shipped(admin_desk, lines=(("MUG-BLUE", 2), ("TEE-M", 1)))
+    r = to_status(agent, wes, number, "received")
+    made = agent.returns.refund(r.id)
+    other = agent.refunds.create(number, RefundRequest(reason="customer_request", amount=100))
+    agent.refunds.cancel(int(other.id or 0))
+    assert (ret_row(engine, r.id).status, ret_row(engine, r.id).refund_id) == ("refunded", made.id)
+    assert "return_reopened" not in kinds(engine, number)
+
+
 def test_refund_above_the_limit_waits_unless_an_admin_approves(
     engine: Engine, admin_desk: Desk, agent: Desk, wes: Desk
 ) -> None:
