@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from textual.widgets._footer import FooterKey
 
-from pulse_tui.app import build_app
+from pulse_tui.app import FULL_GC_EVERY, build_app
 from pulse_tui.screens.order_list import LOADING_OVERLAY_DELAY_S, OrderListScreen
 from pulse_tui.services.desk import Desk
 from pulse_tui.services.payment_sync import SyncReport
@@ -124,12 +124,16 @@ async def test_set_counts_relabels_only_changed_tabs(make_app) -> None:  # type:
 
 
 async def test_start_up_objects_are_frozen_while_the_app_runs(make_app) -> None:  # type: ignore[no-untyped-def]
+    process_thresholds = gc.get_threshold()
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         assert app.screen.query_one(OrderTable).window.rows
         assert gc.get_freeze_count() > 0
+        # full collections ten times rarer while the desk runs
+        assert gc.get_threshold()[2] == FULL_GC_EVERY != process_thresholds[2]
     assert gc.get_freeze_count() == 0  # given back when the App ends
+    assert gc.get_threshold() == process_thresholds
 
 
 class RowsAtFirstRun:
