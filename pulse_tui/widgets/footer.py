@@ -32,9 +32,9 @@ class KeysFooter(Footer):
     def compose(self) -> ComposeResult:
         # FooterKey's ``compact`` starts True and is then bound to the footer's
         # (False): each key gained "-compact" on mount and lost it at once, two
-        # restyles per key (~36 for a detail screen's footer, ~20 ms of its first
-        # open at 1M orders). Give each key the footer's value before it mounts
-        # (not the palette key, which Footer leaves compact).
+        # restyles per key (a detail screen's first open applied styles 182
+        # times, 86 without them). Give each key the footer's value before it
+        # mounts (not the palette key, which Footer leaves compact).
         for widget in super().compose():
             if isinstance(widget, FooterKey) and not widget.has_class("-command-palette"):
                 widget.set_reactive(FooterKey.compact, self.compact)
