@@ -568,7 +568,8 @@ class RefundService:
         now = self.ctx.now()
         # Above the limit a refund waits for an admin, unless an admin approves
         # it as they create it (``approve``; require() checked the right).
-        waits = quote.amount > _limit(self.ctx, order.currency) and not approve
+        limit = _limit(self.ctx, order.currency)
+        waits = quote.amount > limit and not approve
         refund = Refund(
             order_id=int(order.id or 0),
             payment_id=payment.id,
@@ -616,8 +617,7 @@ class RefundService:
                 self.ctx,
                 order,
                 "refund_awaiting_approval",
-                f"Refund #{refund.id} is above the "
-                f"{format_money(_limit(self.ctx, order.currency), order.currency)}"
+                f"Refund #{refund.id} is above the {format_money(limit, order.currency)}"
                 " limit: waiting for an admin's approval",
                 {"refund": refund.id},
             )
@@ -628,11 +628,7 @@ class RefundService:
                 order,
                 "refund_approved",
                 f"Refund #{refund.id} approved"
-                + (
-                    " (within the limit)"
-                    if quote.amount <= _limit(self.ctx, order.currency)
-                    else ""
-                ),
+                + (" (within the limit)" if quote.amount <= limit else ""),
                 {"refund": refund.id},
             )
         record_audit(s, self.ctx, "refund.create", "refund", refund.id or 0, None, _snap(refund))
